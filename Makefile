@@ -1,0 +1,78 @@
+# Every target bootstraps what it needs: a fresh clone needs only this Makefile, Python 3.12
+# (pyenv's 3.12.1 here, python3 as a fallback) and the package registry.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PYENV_VERSION ?= 3.12.1
+PYTHON_BOOT ?= $(shell PYENV_VERSION=$(PYENV_VERSION) command -v python3.12 >/dev/null 2>&1 && PYENV_VERSION=$(PYENV_VERSION) python3.12 -c '' 2>/dev/null && echo python3.12 || echo python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_VERSION := 1.170.0
+AWS_REGION ?= us-east-1
+export AWS_DEFAULT_REGION ?= $(AWS_REGION)
+# Tests and local tools never talk to real AWS: fake credentials keep botocore from looking further.
+TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
+	AWS_DEFAULT_REGION=$(AWS_REGION) AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
+	POWERTOOLS_TRACE_DISABLED=1 POWERTOOLS_METRICS_NAMESPACE=sinfer POWERTOOLS_SERVICE_NAME=sinfer
+
+.PHONY: help venv sam-venv lint fmt test test-unit models openapi build demo local bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: pyproject.toml constraints.txt
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp  ## create .venv with the package and its dev extras (pinned by constraints.txt)
+
+$(SAM_VENV)/.stamp:
+	$(PYTHON_BOOT) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+	touch $@
+
+sam-venv: $(SAM_VENV)/.stamp  ## aws-sam-cli in its own venv (its pins clash with ours)
+
+lint: venv sam-venv  ## ruff, mypy, cfn-lint, sam validate --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+	$(TEST_ENV) $(SAM) validate --lint --region $(AWS_REGION) --template template.yaml
+
+fmt: venv  ## format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint  ## everything CI runs: lint, then unit, functional and integration tests
+	$(TEST_ENV) $(PY) -m pytest -q
+
+test-unit: venv  ## unit tests only (no network, no subprocesses)
+	$(TEST_ENV) $(PY) -m pytest -q tests/unit
+
+models: venv  ## rebuild the demo models from scikit-learn's bundled data sets
+	$(PY) models/build_models.py
+
+openapi: venv  ## regenerate the committed OpenAPI document
+	$(PY) -m sinfer.api.openapi --write
+
+build: venv sam-venv  ## sam build, then report unzipped sizes against Lambda's 250 MB limit
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(TEST_ENV) $(SAM) build --template template.yaml
+	$(PY) scripts/deployment_size.py .aws-sam/build
+
+demo: venv  ## tour of every mode that has landed, on this machine, no AWS account, no Docker
+	$(TEST_ENV) $(PY) -m sinfer.cli.main demo
+
+local: venv  ## keep the embedded stack up for interactive use
+	$(TEST_ENV) $(PY) -m sinfer.cli.main local
+
+bench: venv  ## benchmarks against baselines run side by side
+	$(TEST_ENV) $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

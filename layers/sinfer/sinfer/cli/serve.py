@@ -1,0 +1,237 @@
+"""``sinfer serve``: the real-time API on 127.0.0.1, like ``sam local start-api`` without Docker.
+
+Each HTTP request becomes the event API Gateway would send (REST API payload 1.0 by default, or
+HTTP API payload 2.0; built by :mod:`sinfer.local.apigw`) and goes to predict_api's handler,
+imported once and run in this process; its proxy result becomes the HTTP response. So the code
+path is the deployed one, and any client of the deployed API (curl, ``tritonclient.http``,
+KServe clients) works against this one.
+
+The standard library's ThreadingHTTPServer is enough: connections get threads, so keep-alive
+clients with connection pools work (HTTP/1.1, and every response has a Content-Length), while
+invocations run one at a time, because a Lambda execution environment never runs two requests
+at once and handlers may rely on it (Powertools' resolver keeps the current event on the app).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import unquote
+
+from sinfer.cli import CliError, Commands
+from sinfer.cli.invoke import add_function_options, local_function
+from sinfer.local.apigw import HttpResponse, PayloadVersion, api_event, to_http_response
+from sinfer.local.lambda_runtime import Invocation, LocalFunction, logs_to_stderr
+
+DEFAULT_FUNCTION = "PredictApiFunction"
+# API Gateway's request size limit; larger bodies never reach the function.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+_TOO_LONG = f"HTTP content length exceeded {MAX_REQUEST_BYTES} bytes"
+# Set by the server on every response, so the function's own values are not forwarded.
+_SERVER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve the API on 127.0.0.1, running the function in this process (sam local start-api)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "-p", "--port", type=_port, default=3000, help="port (default: 3000; 0: any free one)"
+    )
+    parser.add_argument(
+        "--function",
+        default=DEFAULT_FUNCTION,
+        metavar="LOGICAL_ID",
+        help=f"the API's function in the template (default: {DEFAULT_FUNCTION})",
+    )
+    parser.add_argument(
+        "--payload-version",
+        choices=("1.0", "2.0"),
+        default="1.0",
+        help="event format: 1.0 = REST API (as template.yaml deploys), 2.0 = HTTP API (default: 1.0)",
+    )
+    add_function_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
+
+    def __init__(self, address: tuple[str, int], payload_version: PayloadVersion) -> None:
+        super().__init__(address, ApiRequestHandler)
+        self.payload_version: PayloadVersion = payload_version
+        self.function: LocalFunction | None = None
+        self._invoke_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> HttpResponse:
+        """One HTTP request through the function, as API Gateway's proxy integration does it."""
+        assert self.function is not None, "ApiServer.function is set before serving"
+        path, _, query = target.partition("?")
+        event = api_event(self.payload_version, method, unquote(path), body, headers, query)
+        with self._invoke_lock:
+            invocation = self.function.invoke(event)
+        return proxy_response(invocation)
+
+
+def proxy_response(invocation: Invocation) -> HttpResponse:
+    """The function's proxy result, or API Gateway's own 502 when the function failed."""
+    if invocation.error is None and isinstance(invocation.result, dict) and "statusCode" in invocation.result:
+        return to_http_response(invocation.result)
+    return gateway_error(502, "Internal server error")
+
+
+def gateway_error(status: int, message: str) -> HttpResponse:
+    body = json.dumps({"message": message}).encode("utf-8")
+    return HttpResponse(status, {"Content-Type": "application/json"}, body)
+
+
+class _BodyError(Exception):
+    """A request body API Gateway would refuse before calling the function."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries a Content-Length
+    server_version = "sinfer"
+
+    def _proxy(self) -> None:
+        server = cast(ApiServer, self.server)
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True  # the unread rest of the stream cannot be trusted
+            self._send(gateway_error(exc.status, str(exc)))
+            return
+        self._send(server.call(self.command, self.path, self._headers(), body))
+
+    # API Gateway's ANY method; http.server dispatches on these names.
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy  # noqa: N815
+
+    def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        return headers
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            raise _BodyError(400, f"invalid Content-Length {text!r}")
+        length = int(text)
+        if length > MAX_REQUEST_BYTES:
+            raise _BodyError(413, _TOO_LONG)
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(line, 16)
+            except ValueError:
+                raise _BodyError(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_REQUEST_BYTES:
+                raise _BodyError(413, _TOO_LONG)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)  # the CRLF after each chunk
+
+    def _send(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            if name.lower() not in _SERVER_HEADERS:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def bind(host: str, port: int, payload_version: PayloadVersion) -> ApiServer:
+    try:
+        return ApiServer((host, port), payload_version)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use; free it or pick another --port"
+            ) from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM ends the server as Ctrl-C does (signals can only be handled on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    with logs_to_stderr() as stdout, _sigterm_stops():
+        server = bind(args.host, args.port, args.payload_version)
+        try:
+            with local_function(args, args.function) as function:
+                server.function = function
+                api = "HTTP API payload 2.0" if args.payload_version == "2.0" else "REST API payload 1.0"
+                store = function.environment.get("MODEL_STORE", "unset")
+                spec = function.spec.logical_id
+                stdout.write(f"sinfer serve: {server.url} ({spec}, {api}, MODEL_STORE={store})\n")
+                stdout.flush()
+                try:
+                    server.serve_forever()
+                except KeyboardInterrupt:
+                    print("sinfer serve: stopped", file=sys.stderr)
+        finally:
+            server.server_close()
+    return 0

@@ -1,0 +1,1 @@
+"""Turning bytes and JSON into arrays and back: dtypes, images, instances, outputs."""

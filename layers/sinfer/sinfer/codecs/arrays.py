@@ -1,0 +1,113 @@
+"""JSON values and buffers → validated numpy arrays for one graph input.
+
+Validation errors name the input, what it expects (dtype and shape) and what arrived, because
+that is what a caller needs to fix the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sinfer.errors import InvalidInputError
+from sinfer.model.signature import TensorSpec
+
+
+def _kind_ok(target: np.dtype[np.generic], got: np.dtype[np.generic]) -> bool:
+    if target.kind in "fc":
+        return got.kind in "biuf"
+    if target.kind in "iu":
+        return got.kind in "biuf"  # whole floats (3.0) pass; fractions are refused below
+    if target.kind == "b":
+        return got.kind == "b"
+    return True  # strings accept anything representable as text
+
+
+def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, Any]:
+    """Convert ``value`` (nested lists, numbers, an array) into ``spec.dtype``."""
+    label = where or f"input {spec.name!r}"
+    target = spec.dtype
+    if target is None:
+        raise InvalidInputError(f"{label}: graph input type {spec.onnx_type} cannot be fed from JSON")
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value, dtype=object if target.kind == "O" else None)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{label}: expected {spec.describe_sample()}; could not read the value as an array "
+                f"(ragged or mixed nested lists?): {exc}"
+            ) from None
+    if target.kind == "O":
+        if array.dtype.kind not in "OUS":
+            array = array.astype(str).astype(object)
+        elif array.dtype.kind != "O":
+            array = array.astype(object)
+        return array
+    if array.dtype.kind == "O" or not _kind_ok(target, array.dtype):
+        raise InvalidInputError(
+            f"{label}: expected {spec.describe_sample()} ({target.name}), got {_describe_value(array)}"
+        )
+    if (target.kind in "iu" and array.dtype.kind == "f") and (
+        not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)
+    ):
+        raise InvalidInputError(f"{label}: expected integers ({target.name}), got fractional values")
+    if array.dtype != target:
+        if target.kind in "iu" and array.size:
+            info = np.iinfo(target)  # type: ignore[type-var]
+            if array.min() < info.min or array.max() > info.max:
+                raise InvalidInputError(f"{label}: values out of range for {target.name}")
+        array = array.astype(target, copy=False)
+    return array
+
+
+def _describe_value(array: np.ndarray[Any, Any]) -> str:
+    if array.dtype.kind == "O":
+        return f"mixed or non-numeric values shaped {list(array.shape)}"
+    kind = {"U": "text", "S": "bytes", "b": "booleans", "f": "floats", "i": "integers", "u": "integers"}
+    return f"{kind.get(array.dtype.kind, array.dtype.name)} shaped {list(array.shape)}"
+
+
+def check_sample_shape(
+    spec: TensorSpec, array: np.ndarray[Any, Any], *, where: str = ""
+) -> np.ndarray[Any, Any]:
+    """One instance's array against the graph shape without its batch axis.
+
+    A flat vector is reshaped when the graph wants a fixed shape of the same size (so raw
+    64-value digits reach an [N, 8, 8] graph, or [1, 3, 224, 224] pixels arrive flattened).
+    """
+    sample = spec.sample_shape
+    if sample is None:
+        return array
+    label = where or f"input {spec.name!r}"
+    if _matches(sample, array.shape):
+        return array
+    fixed = tuple(d for d in sample if d is not None)
+    if len(fixed) == len(sample) and array.size == int(np.prod(fixed, dtype=np.int64)):
+        return array.reshape(fixed)
+    raise InvalidInputError(
+        f"{label}: expected {spec.describe_sample()}, got shape {list(array.shape)} ({array.size} values)"
+    )
+
+
+def check_batch_shape(spec: TensorSpec, array: np.ndarray[Any, Any], *, where: str = "") -> None:
+    """A whole tensor (Open Inference Protocol) against the full graph shape."""
+    label = where or f"input {spec.name!r}"
+    if spec.shape is None:
+        return
+    if (
+        spec.fixed_batch_one
+        and len(array.shape) == len(spec.shape)
+        and _matches(spec.shape[1:], array.shape[1:])
+    ):
+        return  # batch > 1 on a fixed-batch-1 graph: the model loops over it
+    if not _matches(spec.shape, array.shape):
+        raise InvalidInputError(f"{label}: expected shape {spec.describe()}, got {list(array.shape)}")
+
+
+def _matches(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
+    return len(expected) == len(actual) and all(
+        e is None or e == a for e, a in zip(expected, actual, strict=True)
+    )

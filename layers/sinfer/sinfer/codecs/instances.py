@@ -1,0 +1,114 @@
+"""One instance (a JSON value, an image, a CSV row) → the arrays for each graph input.
+
+The same conversion serves KServe v1 ``instances``, S3 records and the CLI, so an instance
+means the same thing everywhere:
+
+* single-input model: the instance *is* the input value — nested numbers, a ``{"b64": ...}``
+  image, raw image bytes, or a ``{column: value}`` object for a tabular input;
+* multi-input model: an object with one key per graph input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+
+from sinfer.codecs import images
+from sinfer.codecs.arrays import check_sample_shape, coerce
+from sinfer.errors import InvalidInputError
+from sinfer.model.manifest import ImageSpec
+from sinfer.model.signature import TensorSpec
+
+Sample = dict[str, np.ndarray[Any, Any]]
+
+
+def implied_image_spec(spec: TensorSpec) -> ImageSpec | None:
+    """Image preprocessing for an undeclared input that is plainly an image tensor.
+
+    A float input shaped [N, C, H, W] or [N, H, W, C] with C in (1, 3) and fixed H, W takes
+    images without a manifest: resized to H x W, scaled to [0, 1].
+    """
+    if spec.decl.image is not None:
+        return spec.decl.image
+    shape = spec.sample_shape
+    if spec.dtype is None or spec.dtype.kind != "f" or shape is None or len(shape) != 3:
+        return None
+    if shape[0] in (1, 3) and shape[1] and shape[2]:
+        return ImageSpec(
+            color_mode="L" if shape[0] == 1 else "RGB", resize=(shape[2], shape[1]), layout="NCHW"
+        )
+    if shape[2] in (1, 3) and shape[0] and shape[1]:
+        return ImageSpec(
+            color_mode="L" if shape[2] == 1 else "RGB", resize=(shape[1], shape[0]), layout="NHWC"
+        )
+    return None
+
+
+def decode_b64(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: 'b64' must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInputError(f"{where}: 'b64' is not valid base64") from None
+
+
+def encode_value(spec: TensorSpec, value: Any, where: str) -> np.ndarray[Any, Any]:
+    """One input's value for one instance, validated against the graph."""
+    decl = spec.decl
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            value = decode_b64(value["b64"], where)
+        elif decl.columns is not None:
+            missing = [c for c in decl.columns if c not in value]
+            unknown = [k for k in value if k not in decl.columns]
+            if missing or unknown:
+                detail = []
+                if missing:
+                    detail.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+                if unknown:
+                    detail.append(f"unknown {unknown[:5]}")
+                raise InvalidInputError(
+                    f"{where}: expected columns {list(decl.columns)}; {'; '.join(detail)}"
+                )
+            value = [value[c] for c in decl.columns]
+        else:
+            raise InvalidInputError(
+                f"{where}: got an object with keys {sorted(value)[:5]}; expected {spec.describe_sample()}"
+                + (' (or {"b64": ...} for an image)' if implied_image_spec(spec) else "")
+            )
+    if isinstance(value, bytes | bytearray | memoryview):
+        image_spec = implied_image_spec(spec)
+        if image_spec is None:
+            raise InvalidInputError(
+                f"{where}: got image bytes, but input {spec.name!r} is not an image input "
+                f"(it expects {spec.describe_sample()}; declare kind 'image' in model.json)"
+            )
+        try:
+            value = images.decode(bytes(value), image_spec)
+        except InvalidInputError as exc:  # say which instance and input the bad image was
+            raise InvalidInputError(f"{where}: {exc.message}") from None
+    array = coerce(spec, value, where=where)
+    return check_sample_shape(spec, array, where=where)
+
+
+def to_sample(inputs: list[TensorSpec], instance: Any, where: str) -> Sample:
+    if len(inputs) == 1:
+        spec = inputs[0]
+        if isinstance(instance, dict) and len(instance) == 1 and spec.name in instance:
+            instance = instance[spec.name]
+        # Name the input in errors even though the instance is the bare value.
+        return {spec.name: encode_value(spec, instance, f"{where} (input {spec.name!r})")}
+    names = [spec.name for spec in inputs]
+    if not isinstance(instance, dict):
+        raise InvalidInputError(
+            f"{where}: this model has inputs {names}; send an object with one key per input"
+        )
+    missing = [n for n in names if n not in instance]
+    unknown = [k for k in instance if k not in names]
+    if missing or unknown:
+        raise InvalidInputError(f"{where}: expected keys {names}; missing {missing}, unknown {unknown}")
+    return {spec.name: encode_value(spec, instance[spec.name], f"{where}.{spec.name}") for spec in inputs}

@@ -1,0 +1,1 @@
+"""The inference pipeline: loaded models and the registry that caches them."""

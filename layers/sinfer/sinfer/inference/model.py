@@ -1,0 +1,205 @@
+"""A loaded model: preprocess → ``session.run`` → postprocess, for any valid ONNX graph.
+
+Batching: instances are stacked along the batch axis and run in chunks of at most
+``max_batch_size``. Graphs without a usable batch axis (a fixed batch of 1, or none at all) are
+looped one instance at a time, so callers never need to know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from sinfer.codecs.arrays import check_batch_shape, coerce
+from sinfer.codecs.instances import Sample, to_sample
+from sinfer.codecs.outputs import postprocess, to_jsonable
+from sinfer.errors import InvalidInputError, ManifestError
+from sinfer.model.signature import TensorSpec, read_signature
+from sinfer.model.store import ModelFiles
+
+DEFAULT_MAX_BATCH = 256
+
+
+class LoadedModel:
+    def __init__(self, files: ModelFiles, session: Any) -> None:
+        self.name = files.name
+        self.version = files.version
+        self.manifest = files.manifest
+        self.session = session
+        self.inputs, self.outputs = read_signature(session, files.manifest)
+        self.input_names = [spec.name for spec in self.inputs]
+        self.output_names = [spec.name for spec in self.outputs]
+        self.inputs_by_name = {spec.name: spec for spec in self.inputs}
+        # Loop when any input cannot carry a batch (fixed at 1, or no batch axis at all).
+        self.loops = any(spec.fixed_batch_one or not spec.has_batch_axis for spec in self.inputs)
+        # Only a looped instance that was given a batch axis of 1 gets it taken off its outputs:
+        # a graph with no batch axis at all (input float[3]) returns its outputs whole, even [1].
+        self._unbatch_looped = any(spec.has_batch_axis for spec in self.inputs)
+        self.max_batch = 1 if self.loops else (files.manifest.max_batch_size or DEFAULT_MAX_BATCH)
+        self._post = files.manifest.postprocess
+        self._post_index = self._postprocess_output_index()
+
+    def _postprocess_output_index(self) -> int:
+        if self._post is None:
+            return -1
+        if self._post.output is not None:
+            if self._post.output not in self.output_names:
+                raise ManifestError(
+                    f"model.json postprocess.output {self._post.output!r} is not a graph output; "
+                    f"outputs are {self.output_names}"
+                )
+            return self.output_names.index(self._post.output)
+        # Default: the last float tensor or sequence output (classifiers put scores last).
+        for index in range(len(self.outputs) - 1, -1, -1):
+            spec = self.outputs[index]
+            if spec.dtype is None or spec.dtype.kind == "f":
+                return index
+        return len(self.outputs) - 1
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self, feeds: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
+        """Run whole tensors (batch on axis 0) and return the outputs in graph order."""
+        if self.loops:
+            batch = _batch_size(self.inputs, feeds)
+            if batch > 1:
+                return _concat([self._session_run(_slice(self.inputs, feeds, i)) for i in range(batch)])
+        return self._session_run(feeds)
+
+    def _session_run(self, feeds: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
+        try:
+            outputs: list[Any] = self.session.run(None, feeds)
+        except Exception as exc:  # onnxruntime's pybind errors share no importable base class
+            raise InvalidInputError(f"the model could not run on this input: {_short(exc)}") from None
+        return outputs
+
+    def run_v2(self, tensors: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
+        """Open Inference Protocol path: validate names and full shapes, then run."""
+        missing = [n for n in self.input_names if n not in tensors]
+        unknown = [n for n in tensors if n not in self.inputs_by_name]
+        if missing or unknown:
+            raise InvalidInputError(
+                f"expected inputs {self.input_names}; missing {missing}, unknown {unknown}"
+            )
+        feeds = {}
+        for spec in self.inputs:
+            array = coerce(spec, tensors[spec.name])
+            check_batch_shape(spec, array)
+            feeds[spec.name] = array
+        _batch_size(self.inputs, feeds)  # inputs must agree on the batch size
+        return self.run(feeds)
+
+    # --- instances -----------------------------------------------------------------------
+
+    def to_sample(self, instance: Any, where: str) -> Sample:
+        return to_sample(self.inputs, instance, where)
+
+    def predict(self, instances: Sequence[Any], where: str = "instances") -> list[Any]:
+        """Predictions for a list of instances; the first bad instance raises (API semantics)."""
+        samples = [self.to_sample(instance, f"{where}[{i}]") for i, instance in enumerate(instances)]
+        return self.predict_samples(samples)
+
+    def predict_samples(self, samples: Sequence[Sample]) -> list[Any]:
+        results: list[Any] = []
+        for chunk in _chunks(samples, self.max_batch):
+            results.extend(self.format(values) for values in self._run_samples(chunk))
+        return results
+
+    def _run_samples(self, samples: Sequence[Sample]) -> list[list[Any]]:
+        """Per-instance raw output values for a chunk of samples."""
+        if self.loops:
+            per_instance = []
+            for sample in samples:
+                feeds = {
+                    spec.name: sample[spec.name][None] if spec.has_batch_axis else sample[spec.name]
+                    for spec in self.inputs
+                }
+                outputs = self._session_run(feeds)
+                per_instance.append(
+                    [_first(o) if self._unbatch_looped and self._batched_output(o, 1) else o for o in outputs]
+                )
+            return per_instance
+        count = len(samples)
+        feeds = {name: _stack([sample[name] for sample in samples], name) for name in self.input_names}
+        outputs = self._session_run(feeds)
+        columns = [
+            list(o) if self._batched_output(o, count) else [o] * count  # unbatched outputs repeat
+            for o in outputs
+        ]
+        return [[column[i] for column in columns] for i in range(count)]
+
+    @staticmethod
+    def _batched_output(output: Any, count: int) -> bool:
+        if isinstance(output, np.ndarray):
+            return output.ndim > 0 and output.shape[0] == count
+        return isinstance(output, list) and len(output) == count
+
+    def format(self, values: list[Any]) -> Any:
+        """One instance's outputs → its prediction (post-processed if the manifest says so)."""
+        if self._post is not None:
+            return postprocess(self._post, values[self._post_index], self.manifest.labels)
+        if len(values) == 1:
+            return to_jsonable(values[0])
+        return {name: to_jsonable(value) for name, value in zip(self.output_names, values, strict=True)}
+
+    # --- metadata ------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """Open Inference Protocol model metadata."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [_tensor_metadata(spec) for spec in self.inputs],
+            "outputs": [_tensor_metadata(spec) for spec in self.outputs],
+        }
+
+
+def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.v2_datatype, "shape": spec.v2_shape()}
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:500] if text else type(exc).__name__
+
+
+def _stack(arrays: list[np.ndarray[Any, Any]], name: str) -> np.ndarray[Any, Any]:
+    try:
+        return np.stack(arrays)
+    except ValueError:
+        shapes = sorted({tuple(a.shape) for a in arrays})
+        raise InvalidInputError(f"input {name!r}: instances have different shapes {shapes[:5]}") from None
+
+
+def _batch_size(inputs: list[TensorSpec], feeds: dict[str, np.ndarray[Any, Any]]) -> int:
+    sizes = {feeds[s.name].shape[0] for s in inputs if s.has_batch_axis and feeds[s.name].ndim}
+    if len(sizes) > 1:
+        raise InvalidInputError(f"inputs disagree on the batch size: {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
+
+
+def _slice(inputs: list[TensorSpec], feeds: dict[str, np.ndarray[Any, Any]], i: int) -> dict[str, Any]:
+    return {s.name: feeds[s.name][i : i + 1] if s.has_batch_axis else feeds[s.name] for s in inputs}
+
+
+def _concat(runs: list[list[Any]]) -> list[Any]:
+    merged: list[Any] = []
+    for index in range(len(runs[0])):
+        parts = [run[index] for run in runs]
+        if isinstance(parts[0], np.ndarray):
+            merged.append(np.concatenate(parts) if parts[0].ndim else np.stack(parts))
+        else:
+            merged.append([item for part in parts for item in part])
+    return merged
+
+
+def _first(output: Any) -> Any:
+    return output[0]
+
+
+def _chunks(items: Sequence[Sample], size: int) -> Iterator[Sequence[Sample]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

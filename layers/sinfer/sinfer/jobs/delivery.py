@@ -1,0 +1,75 @@
+"""How S3 events reach s3_ingest: SQS batches (partial failures) or EventBridge events.
+
+SQS: each message is one unit for Powertools' batch processor. A message whose processing
+raises (only transient faults do, see :mod:`sinfer.jobs.ingest`) is reported in
+``batchItemFailures`` and redelivered after the visibility timeout; the rest are deleted.
+Test events, unparseable bodies and keys outside ``inputs/`` are logged and acknowledged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sinfer.jobs.events import is_eventbridge_object_created, refs_from_eventbridge, refs_from_message_body
+from sinfer.jobs.ingest import IngestResult, process_object
+from sinfer.observability import logger, metrics
+
+_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _record_metrics(result: IngestResult) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name=f"Files{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
+    if result.counts:
+        metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=result.counts.get("errors", 0))
+        metrics.add_metric(
+            name="Predictions", unit=MetricUnit.Count, value=result.counts.get("predictions", 0)
+        )
+
+
+def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handle(record: SQSRecord) -> list[IngestResult]:
+        refs = refs_from_message_body(record.body)
+        if refs is None:
+            logger.info(
+                "ignored message: S3 test event or not an S3 event", extra={"message_id": record.message_id}
+            )
+            return []
+        return [_process(ref, context) for ref in refs]
+
+    response = process_partial_response(
+        event=event, record_handler=handle, processor=_processor, context=context
+    )
+    return dict(response)
+
+
+def handle_eventbridge(event: dict[str, Any], context: LambdaContext) -> list[dict[str, Any]]:
+    return [vars_of(_process(ref, context)) for ref in refs_from_eventbridge(event)]
+
+
+def handle_event(event: dict[str, Any], context: LambdaContext) -> Any:
+    """Entry point for s3_ingest: SQS batch or a direct EventBridge event."""
+    if is_eventbridge_object_created(event):
+        return handle_eventbridge(event, context)
+    return handle_sqs_batch(event, context)
+
+
+def _process(ref: Any, context: LambdaContext) -> IngestResult:
+    result = process_object(ref, context.get_remaining_time_in_millis)
+    _record_metrics(result)
+    return result
+
+
+def vars_of(result: IngestResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "job_id": result.job_id,
+        "reason": result.reason,
+        "counts": result.counts,
+        "output": result.output,
+    }

@@ -1,0 +1,286 @@
+"""One uploaded object → a predictions file, a summary, a job record and a notification.
+
+This is the logic behind s3_ingest. Failures are sorted into two kinds, because SQS retries
+whatever the handler reports as failed:
+
+* permanent (unknown model, unreadable file, bad records): reported in the summary, the job and
+  the notification, and the message is acknowledged — retrying would fail the same way;
+* transient (throttling, 5xx, connection faults, another worker holding the job): the claim is
+  released and :class:`TransientError` propagates, so SQS redelivers after the visibility
+  timeout and, past ``maxReceiveCount``, moves the message to the DLQ.
+
+Bad records never fail a file: each becomes an error line and the file goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sinfer.aws import s3
+from sinfer.aws.sns import publish_job
+from sinfer.config import Settings, settings
+from sinfer.errors import SinferError, TransientError
+from sinfer.inference.batch import predict_records
+from sinfer.inference.registry import ModelRegistry, default_registry
+from sinfer.jobs import routing
+from sinfer.jobs.events import ObjectRef
+from sinfer.jobs.store import JobStore, now_iso
+from sinfer.jobs.types import Job, object_job_id
+from sinfer.observability import logger
+from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records
+
+IngestStatus = Literal["completed", "failed", "routed", "duplicate", "ignored"]
+
+# Lambda x86_64 on-demand prices (us-east-1): per GB-second and per request.
+LAMBDA_USD_PER_GB_SECOND = 0.0000166667
+LAMBDA_USD_PER_REQUEST = 0.0000002
+TIME_CHECK_EVERY = 2048
+
+
+@dataclass(slots=True)
+class IngestResult:
+    status: IngestStatus
+    job_id: str = ""
+    reason: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLayout:
+    """Where an input's results go: deterministic, so a redelivery rewrites, never duplicates."""
+
+    model: str
+    output_key: str
+    summary_key: str
+    api_job_id: str | None
+
+    @classmethod
+    def of(cls, key: str, config: Settings) -> ObjectLayout | None:
+        if not key.startswith(config.input_prefix) or key.endswith("/"):
+            return None
+        rest = key[len(config.input_prefix) :]
+        model, _, tail = rest.partition("/")
+        if not model or not tail:
+            return None
+        parts = tail.split("/")
+        api_job_id = parts[1] if len(parts) >= 3 and parts[0] == "jobs" and parts[1] else None
+        base = f"{config.output_prefix}{model}/{tail}"
+        return cls(model, f"{base}.predictions.jsonl", f"{base}.summary.json", api_job_id)
+
+
+class RanOutOfTimeError(Exception):
+    """The invocation's time is nearly up: stop and hand the file to a batch backend."""
+
+
+def process_object(
+    ref: ObjectRef,
+    remaining_ms: Callable[[], int],
+    *,
+    registry: ModelRegistry | None = None,
+    config: Settings | None = None,
+    jobs: JobStore | None = None,
+) -> IngestResult:
+    config = config or settings()
+    layout = ObjectLayout.of(ref.key, config)
+    if layout is None:
+        # Recursion guard: outputs (and anything outside inputs/<model>/) never trigger work.
+        logger.info("ignored: key outside the input prefix", extra={"bucket": ref.bucket, "key": ref.key})
+        return IngestResult("ignored", reason=f"key is not under {config.input_prefix}<model>/")
+    try:
+        head = s3.head(ref.bucket, ref.key, ref.version_id or None)
+    except s3.S3NotFoundError:
+        logger.info("ignored: object no longer exists", extra={"key": ref.key})
+        return IngestResult("ignored", reason="object no longer exists")
+    except Exception as exc:
+        raise _transient_or(exc) from exc
+    version = (
+        ref.version_id or str(head.get("VersionId") or "") or str(head.get("ETag") or ref.etag).strip('"')
+    )
+    metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+    model_name = metadata.get("model", layout.model)
+    size = int(head.get("ContentLength", ref.size))
+    jobs = jobs or JobStore(config.jobs_table)
+    job_id = layout.api_job_id or object_job_id(ref.bucket, ref.key, version)
+    existing = jobs.get(job_id)
+    job = Job(
+        job_id=job_id,
+        model=model_name,
+        status="RUNNING",
+        input=f"s3://{ref.bucket}/{ref.key}",
+        input_version=version,
+        output=f"s3://{ref.bucket}/{layout.output_key}",
+        summary=f"s3://{ref.bucket}/{layout.summary_key}",
+        model_version=metadata.get("model-version") or (existing.model_version if existing else ""),
+        requested_backend=existing.requested_backend if existing else "",
+    )
+    owner = str(uuid.uuid4())
+    claim = jobs.claim(job, owner, config.lease_seconds)
+    if claim.outcome == "duplicate":
+        logger.info(
+            "duplicate delivery: job already handled", extra={"job_id": job_id, "status": claim.job.status}
+        )
+        return IngestResult("duplicate", job_id, reason=f"job is {claim.job.status}")
+    if claim.outcome == "busy":
+        raise TransientError(f"job {job_id} is being processed by another invocation")
+    return _run(ref, job, owner, size, head, remaining_ms, registry or default_registry(), config, jobs)
+
+
+def _transient_or(exc: BaseException) -> BaseException:
+    return TransientError(str(exc)) if s3.is_transient(exc) else exc
+
+
+def _run(
+    ref: ObjectRef,
+    job: Job,
+    owner: str,
+    size: int,
+    head: dict[str, Any],
+    remaining_ms: Callable[[], int],
+    registry: ModelRegistry,
+    config: Settings,
+    jobs: JobStore,
+) -> IngestResult:
+    started = time.perf_counter()
+    started_at = now_iso()
+    try:
+        model = registry.get(job.model, job.model_version or None)
+    except SinferError as exc:
+        return _fail(job, owner, exc, config, jobs, started, started_at, ref)
+    job.model_version = model.version
+    route = routing.decide(
+        model.name,
+        size,
+        remaining_ms(),
+        config,
+        requested_backend=job.requested_backend,
+        batch_backend=model.manifest.batch_backend,
+    )
+    if route.backend != "lambda":
+        return _route(job, owner, route.backend, route.reason, jobs)
+    layout = ObjectLayout.of(ref.key, config)
+    assert layout is not None
+    writer = S3JsonlWriter(ref.bucket, layout.output_key)
+    counts = {"records": 0, "predictions": 0, "errors": 0}
+    inference_started = time.perf_counter()
+    try:
+        stream = s3.open_stream(
+            ref.bucket, ref.key, ref.version_id or str(head.get("VersionId") or "") or None
+        )
+        records = read_records(stream, ref.key, head.get("ContentType"))
+        for outcome in predict_records(model, records):
+            counts["records"] += 1
+            if outcome.error is None:
+                counts["predictions"] += 1
+                writer.write(prediction_line(outcome.record.id, outcome.prediction))
+            else:
+                counts["errors"] += 1
+                writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
+            if counts["records"] % TIME_CHECK_EVERY == 0 and remaining_ms() < config.time_safety_ms:
+                raise RanOutOfTimeError
+        writer.close()
+    except RanOutOfTimeError:
+        writer.abort()
+        return _route(job, owner, model.manifest.batch_backend or config.default_batch_backend,
+                      "ran out of time in Lambda", jobs)  # fmt: skip
+    except SinferError as exc:  # the file as a whole is unreadable
+        writer.abort()
+        return _fail(job, owner, exc, config, jobs, started, started_at, ref, counts)
+    except BaseException as exc:
+        writer.abort()
+        jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
+        raise _transient_or(exc) from exc
+    seconds = time.perf_counter() - started
+    routing.observe(model.name, size, counts["records"], time.perf_counter() - inference_started)
+    summary = _summary(job, "COMPLETED", counts, started_at, seconds, config)
+    s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
+    finished = jobs.transition(
+        job.job_id,
+        "COMPLETED",
+        owner=owner,
+        allowed_from=("RUNNING",),
+        fields={**counts, "model_version": model.version, "backend": "lambda"},
+    )
+    if finished:
+        job.status = "COMPLETED"
+        job.records, job.predictions, job.errors = counts["records"], counts["predictions"], counts["errors"]
+        publish_job(config.notify_topic_arn, job.public())
+    logger.info("completed", extra={"job_id": job.job_id, **counts, "seconds": round(seconds, 3)})
+    return IngestResult("completed", job.job_id, counts=counts, output=job.output)
+
+
+def _route(job: Job, owner: str, backend: str, reason: str, jobs: JobStore) -> IngestResult:
+    jobs.transition(
+        job.job_id, "ROUTED", owner=owner, allowed_from=("RUNNING",), fields={"backend": backend, "error": ""}
+    )
+    logger.info("routed to batch", extra={"job_id": job.job_id, "backend": backend, "reason": reason})
+    return IngestResult("routed", job.job_id, reason=reason)
+
+
+def _fail(
+    job: Job,
+    owner: str,
+    exc: SinferError,
+    config: Settings,
+    jobs: JobStore,
+    started: float,
+    started_at: str,
+    ref: ObjectRef,
+    counts: dict[str, int] | None = None,
+) -> IngestResult:
+    counts = counts or {"records": 0, "predictions": 0, "errors": 0}
+    message = f"{exc.code}: {exc.message}"
+    summary = _summary(
+        job, "FAILED", counts, started_at, time.perf_counter() - started, config, error=message
+    )
+    layout = ObjectLayout.of(ref.key, config)
+    if layout is not None:
+        s3.put_bytes(
+            ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json"
+        )
+    if jobs.transition(
+        job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
+    ):
+        job.status = "FAILED"
+        job.error = message
+        publish_job(config.notify_topic_arn, job.public())
+    logger.warning("failed", extra={"job_id": job.job_id, "error": message})
+    return IngestResult("failed", job.job_id, reason=message, counts=counts)
+
+
+def _summary(
+    job: Job,
+    status: str,
+    counts: dict[str, int],
+    started_at: str,
+    seconds: float,
+    config: Settings,
+    error: str | None = None,
+) -> dict[str, Any]:
+    gb_seconds = config.lambda_gb * seconds
+    return {
+        "job_id": job.job_id,
+        "status": status,
+        "model": job.model,
+        "model_version": job.model_version or None,
+        "input": job.input,
+        "input_version": job.input_version or None,
+        "output": job.output if status == "COMPLETED" else None,
+        "counts": counts,
+        "records_match": counts["records"] == counts["predictions"] + counts["errors"],
+        "timings": {"started_at": started_at, "finished_at": now_iso(), "seconds": round(seconds, 4)},
+        "backend": "lambda",
+        "cost_estimate": {
+            "usd": round(gb_seconds * LAMBDA_USD_PER_GB_SECOND + LAMBDA_USD_PER_REQUEST, 8),
+            "basis": (
+                f"{gb_seconds:.3f} GB-s of Lambda at {config.lambda_memory_mb} MB "
+                "(x86_64 on-demand, us-east-1)"
+            ),
+        },
+        "error": error,
+    }

@@ -1,0 +1,176 @@
+"""The jobs table (DynamoDB): every status change is a conditional write.
+
+Why conditional writes rather than Powertools' idempotency utility: an S3 file can take
+minutes to process and its result is a file, not a return value. What must not happen twice is
+(a) two workers processing the same object version at once, and (b) a second "completed"
+notification. A claim with a lease (``owner``, ``lease_until``) gives (a) while still letting a
+redelivery take over from a worker that died; finishing only if we still own the claim gives
+(b). Output keys are deterministic, so a takeover rewrites the same output, never a second one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sinfer.aws.clients import client
+from sinfer.jobs.types import TERMINAL, Job, JobStatus
+
+ClaimOutcome = Literal["claimed", "duplicate", "busy"]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _serialize(value: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {k: serializer.serialize(v) for k, v in value.items()}
+
+
+def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return bool(code == "ConditionalCheckFailedException")
+
+
+@dataclass(slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    job: Job
+
+
+class JobStore:
+    def __init__(self, table: str, dynamodb: Any = None) -> None:
+        if not table:
+            raise ValueError("JOBS_TABLE is not set")
+        self.table = table
+        self._ddb = dynamodb
+
+    @property
+    def ddb(self) -> Any:
+        return self._ddb or client("dynamodb")
+
+    def get(self, job_id: str) -> Job | None:
+        found = self.ddb.get_item(TableName=self.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
+        item = found.get("Item")
+        return Job.from_item(_deserialize(item)) if item else None
+
+    def create(self, job: Job) -> bool:
+        """Insert a new job; False if the id exists already."""
+        stamp = now_iso()
+        job.created_at = job.created_at or stamp
+        job.updated_at = stamp
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=_serialize(job.to_item()),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def claim(self, job: Job, owner: str, lease_seconds: int) -> Claim:
+        """Take the job for processing, unless it is done, routed, or someone holds a live lease."""
+        now = int(time.time())
+        job.status = "RUNNING"
+        job.owner = owner
+        job.lease_until = now + lease_seconds
+        job.attempts = 1
+        if self.create(job):
+            return Claim("claimed", job)
+        values: dict[str, Any] = {
+            ":running": "RUNNING",
+            ":owner": owner,
+            ":lease": now + lease_seconds,
+            ":now": now,
+            ":one": 1,
+            ":stamp": now_iso(),
+            ":pending": "PENDING",
+            ":queued": "QUEUED",
+            ":input": job.input,
+            ":model": job.model,
+        }
+        try:
+            result = self.ddb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job.job_id}},
+                UpdateExpression=(
+                    "SET #s = :running, #o = :owner, lease_until = :lease, updated_at = :stamp, "
+                    "#i = :input, #m = :model ADD attempts :one"
+                ),
+                ConditionExpression="#s IN (:pending, :queued) OR (#s = :running AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#i": "input", "#m": "model"},
+                ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+            current = self.get(job.job_id)
+            if current is None:  # deleted in between: try once more from scratch
+                return self.claim(job, owner, lease_seconds)
+            if current.status == "RUNNING":
+                return Claim("busy", current)
+            return Claim("duplicate", current)
+        return Claim("claimed", Job.from_item(_deserialize(result["Attributes"])))
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        owner: str | None = None,
+        allowed_from: tuple[str, ...] = (),
+        fields: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set ``status`` (and fields) if the job is in ``allowed_from`` (and owned by ``owner``)."""
+        sets = {"updated_at": now_iso(), **(fields or {})}
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":to": to}
+        parts = ["#s = :to"]
+        for index, (key, value) in enumerate(sets.items()):
+            names[f"#f{index}"] = key
+            values[f":f{index}"] = value
+            parts.append(f"#f{index} = :f{index}")
+        conditions = ["attribute_exists(job_id)"]
+        if allowed_from:
+            placeholders = []
+            for index, status in enumerate(allowed_from):
+                values[f":from{index}"] = status
+                placeholders.append(f":from{index}")
+            conditions.append(f"#s IN ({', '.join(placeholders)})")
+        if owner is not None:
+            names["#o"] = "owner"
+            values[":owner"] = owner
+            conditions.append("#o = :owner")
+        update = "SET " + ", ".join(parts)
+        if to in TERMINAL or to in ("ROUTED", "QUEUED"):
+            update += " REMOVE lease_until"
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_serialize(values),
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True

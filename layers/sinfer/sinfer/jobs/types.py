@@ -1,0 +1,91 @@
+"""Job and summary shapes shared by the API, s3_ingest, the batch functions and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypedDict
+
+JobStatus = Literal["PENDING", "QUEUED", "RUNNING", "ROUTED", "SUBMITTED", "COMPLETED", "FAILED"]
+TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED"})
+Backend = Literal["lambda", "sagemaker", "bedrock", "local"]
+
+
+class Counts(TypedDict):
+    records: int
+    predictions: int
+    errors: int
+
+
+@dataclass(slots=True)
+class Job:
+    job_id: str
+    model: str
+    status: JobStatus
+    input: str = ""
+    input_version: str = ""
+    output: str = ""
+    summary: str = ""
+    model_version: str = ""
+    backend: str = "lambda"
+    requested_backend: str = ""
+    records: int = 0
+    predictions: int = 0
+    errors: int = 0
+    error: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    lease_until: int = 0
+    owner: str = ""
+    attempts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_item(self) -> dict[str, Any]:
+        item = asdict(self)
+        extra = item.pop("extra")
+        item.update(extra)
+        return {k: v for k, v in item.items() if v not in ("", None)}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Job:
+        known = set(cls.__dataclass_fields__) - {"extra"}
+        values = {k: _plain(v) for k, v in item.items() if k in known}
+        extra = {k: _plain(v) for k, v in item.items() if k not in known}
+        return cls(**values, extra=extra)
+
+    def public(self) -> dict[str, Any]:
+        """What GET /jobs/{id} and notifications show (no lease bookkeeping)."""
+        doc = {
+            "job_id": self.job_id,
+            "status": self.status,
+            "model": self.model,
+            "model_version": self.model_version or None,
+            "backend": self.backend,
+            "input": self.input or None,
+            "output": self.output or None,
+            "summary": self.summary or None,
+            "counts": {"records": self.records, "predictions": self.predictions, "errors": self.errors},
+            "error": self.error or None,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        return doc
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB returns Decimal for numbers; jobs only store integers."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def object_job_id(bucket: str, key: str, version: str) -> str:
+    """The same object version always maps to the same job (S3 delivers at least once)."""
+    digest = hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
+    return f"s3-{digest[:32]}"

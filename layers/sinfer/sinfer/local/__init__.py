@@ -1,0 +1,1 @@
+"""Local tooling: API Gateway event shapes, the embedded stack, local invocation."""

@@ -1,0 +1,1 @@
+"""Model packages: the store they come from, their manifest, their graph's signature, sessions."""

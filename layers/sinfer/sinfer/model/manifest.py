@@ -1,0 +1,227 @@
+"""The optional ``model.json`` manifest that sits beside ``model.onnx``.
+
+A model serves without one: everything needed to run it comes from the ONNX graph. The
+manifest only refines that: labels, how to read an input (tabular columns, image
+preprocessing), how to post-process an output, the sha256 that pins the file, batch limits and
+which batch backend takes large jobs. Parsing is strict, so a typo in a manifest fails the
+model's load with a message naming the field, rather than being silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from sinfer.errors import ManifestError
+
+InputKind = Literal["tensor", "tabular", "image"]
+PostprocessKind = Literal["argmax", "top_k", "probabilities"]
+Layout = Literal["NCHW", "NHWC", "flat"]
+ColorMode = Literal["L", "RGB", "BGR"]
+
+_INPUT_KINDS = ("tensor", "tabular", "image")
+_POSTPROCESS_KINDS = ("argmax", "top_k", "probabilities")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """How an encoded image (PNG/JPEG bytes) becomes the model's input tensor.
+
+    Steps, in order: decode → colour mode → resize (width, height) → centre crop → float →
+    optional inversion (255 - x, for models trained on light-on-dark images) → ``* scale`` →
+    ``(x - mean) / std`` per channel → layout.
+    """
+
+    color_mode: ColorMode = "RGB"
+    resize: tuple[int, int] | None = None
+    crop: tuple[int, int] | None = None
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: Layout = "NCHW"
+    invert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InputDecl:
+    """What the manifest says about one graph input."""
+
+    kind: InputKind = "tensor"
+    columns: tuple[str, ...] | None = None
+    image: ImageSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Postprocess:
+    """Turn a scores/probabilities output into a label (and scores)."""
+
+    kind: PostprocessKind
+    output: str | None = None
+    k: int = 5
+    softmax: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    name: str | None = None
+    version: str | None = None
+    description: str = ""
+    sha256: str | None = None
+    labels: tuple[str, ...] | None = None
+    inputs: dict[str, InputDecl] = field(default_factory=dict)
+    postprocess: Postprocess | None = None
+    max_batch_size: int | None = None
+    batch_backend: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> Manifest:
+        return cls()
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str = "model.json") -> Manifest:
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{source}: expected a JSON object")
+        known = {
+            "name", "version", "description", "sha256", "labels", "inputs",
+            "postprocess", "batch", "batch_backend",
+        }  # fmt: skip
+        sha = raw.get("sha256")
+        if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+            raise ManifestError(f"{source}: sha256 must be 64 hex characters")
+        labels = raw.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not labels):
+            raise ManifestError(f"{source}: labels must be a non-empty list")
+        inputs_raw = raw.get("inputs", {})
+        if not isinstance(inputs_raw, dict):
+            raise ManifestError(f"{source}: inputs must be an object keyed by graph input name")
+        batch = raw.get("batch") or {}
+        if not isinstance(batch, dict):
+            raise ManifestError(f"{source}: batch must be an object")
+        _reject_unknown(batch, ("max_batch_size",), f"{source}: batch")
+        max_batch = batch.get("max_batch_size")
+        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+            raise ManifestError(f"{source}: batch.max_batch_size must be a positive integer")
+        return cls(
+            name=_opt_str(raw.get("name")),
+            version=_opt_str(raw.get("version")),
+            description=str(raw.get("description", "")),
+            sha256=sha.lower() if isinstance(sha, str) else None,
+            labels=tuple(str(label) for label in labels) if labels else None,
+            inputs={str(k): _input_decl(v, f"{source}: inputs.{k}") for k, v in inputs_raw.items()},
+            postprocess=_postprocess(raw.get("postprocess"), source),
+            max_batch_size=max_batch,
+            batch_backend=_opt_str(raw.get("batch_backend")),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _reject_unknown(raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    # Top-level keys may carry backend settings (kept in ``extra``); nested objects are closed,
+    # so a typo such as "resise" fails the load instead of silently changing preprocessing.
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {unknown}; expected some of {list(allowed)}")
+
+
+def _input_decl(raw: object, where: str) -> InputDecl:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected an object")
+    _reject_unknown(raw, ("kind", "columns", "image"), where)
+    kind = raw.get("kind", "tensor")
+    if kind not in _INPUT_KINDS:
+        raise ManifestError(f"{where}.kind: expected one of {', '.join(_INPUT_KINDS)}, got {kind!r}")
+    columns = raw.get("columns")
+    if columns is not None and (not isinstance(columns, list) or not columns):
+        raise ManifestError(f"{where}.columns: expected a non-empty list of column names")
+    if kind == "tabular" and columns is None:
+        raise ManifestError(f"{where}: a tabular input needs 'columns'")
+    image = _image_spec(raw.get("image", {}), f"{where}.image") if kind == "image" else None
+    return InputDecl(
+        kind=cast(InputKind, kind),
+        columns=tuple(str(c) for c in columns) if columns else None,
+        image=image,
+    )
+
+
+def _pair(value: object, where: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return (value[0], value[1])
+    raise ManifestError(f"{where}: expected [width, height] or a single size")
+
+
+def _floats(value: object, where: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return (float(value),)
+    if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+        return tuple(float(v) for v in value)
+    raise ManifestError(f"{where}: expected a number or a list of numbers")
+
+
+def _image_spec(raw: object, where: str) -> ImageSpec:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected an object")
+    _reject_unknown(raw, ("color_mode", "resize", "crop", "scale", "mean", "std", "layout", "invert"), where)
+    mode = raw.get("color_mode", "RGB")
+    if mode not in ("L", "RGB", "BGR"):
+        raise ManifestError(f"{where}.color_mode: expected L, RGB or BGR, got {mode!r}")
+    layout = raw.get("layout", "NCHW")
+    if layout not in ("NCHW", "NHWC", "flat"):
+        raise ManifestError(f"{where}.layout: expected NCHW, NHWC or flat, got {layout!r}")
+    scale = raw.get("scale", 1.0 / 255.0)
+    if not isinstance(scale, int | float):
+        raise ManifestError(f"{where}.scale: expected a number")
+    return ImageSpec(
+        color_mode=cast(ColorMode, mode),
+        resize=_pair(raw.get("resize"), f"{where}.resize"),
+        crop=_pair(raw.get("crop"), f"{where}.crop"),
+        scale=float(scale),
+        mean=_floats(raw.get("mean"), f"{where}.mean"),
+        std=_floats(raw.get("std"), f"{where}.std"),
+        layout=cast(Layout, layout),
+        invert=bool(raw.get("invert", False)),
+    )
+
+
+def _postprocess(raw: object, source: str) -> Postprocess | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{source}: postprocess must be an object")
+    _reject_unknown(raw, ("kind", "output", "k", "softmax"), f"{source}: postprocess")
+    kind = raw.get("kind")
+    if kind not in _POSTPROCESS_KINDS:
+        raise ManifestError(
+            f"{source}: postprocess.kind: expected one of {', '.join(_POSTPROCESS_KINDS)}, got {kind!r}"
+        )
+    k = raw.get("k", 5)
+    if not isinstance(k, int) or k < 1:
+        raise ManifestError(f"{source}: postprocess.k must be a positive integer")
+    return Postprocess(
+        kind=cast(PostprocessKind, kind),
+        output=_opt_str(raw.get("output")),
+        k=k,
+        softmax=bool(raw.get("softmax", False)),
+    )

@@ -1,0 +1,192 @@
+"""Model stores: where ``<name>/<version>/model.onnx`` (+ optional ``model.json``) live.
+
+Two adapters behind one small interface, as Powertools does for its persistence layers: a
+local folder (laptops, edge devices, tests, the embedded stack) and an S3 prefix (Lambda).
+An S3 store downloads into a local cache folder (``/tmp`` in Lambda) and verifies the sha256
+the manifest pins while streaming, so the bytes are read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
+from sinfer.model.manifest import Manifest
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    """A model version available on local disk, integrity already checked."""
+
+    name: str
+    version: str
+    onnx_path: Path
+    manifest: Manifest
+
+
+def check_name(kind: str, value: str) -> str:
+    """Reject names that could escape the store (``..``, slashes) before touching any path."""
+    if not _SAFE_NAME.match(value) or value in {".", ".."}:
+        raise ModelNotFoundError(
+            f"invalid {kind} {value!r}: expected letters, digits, '.', '_' or '-' (at most 128)"
+        )
+    return value
+
+
+def version_sort_key(version: str) -> tuple[int, int | str]:
+    """Numeric versions sort numerically and above non-numeric ones ('10' > '9' > 'beta')."""
+    return (1, int(version)) if version.isdigit() else (0, version)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ModelStore(ABC):
+    """Lists model names and versions, and materialises one version on local disk."""
+
+    uri: str
+
+    @abstractmethod
+    def list_models(self) -> list[str]: ...
+
+    @abstractmethod
+    def list_versions(self, name: str) -> list[str]: ...
+
+    @abstractmethod
+    def fetch(self, name: str, version: str) -> ModelFiles:
+        """Make the version available locally and verify it; raise ModelNotFoundError if absent."""
+
+    def resolve_version(self, name: str, version: str | None) -> str:
+        """The requested version, or the highest one when none is given."""
+        check_name("model name", name)
+        versions = self.list_versions(name)
+        if not versions:
+            raise ModelNotFoundError(f"model {name!r} not found")
+        if version is None:
+            return max(versions, key=version_sort_key)
+        check_name("version", version)
+        if version not in versions:
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version!r}; "
+                f"available: {', '.join(sorted(versions, key=version_sort_key))}"
+            )
+        return version
+
+
+def _verify(files: ModelFiles, actual_sha: str) -> None:
+    pinned = files.manifest.sha256
+    if pinned is not None and pinned != actual_sha:
+        raise ModelIntegrityError(
+            f"model {files.name!r} version {files.version!r}: model.onnx sha256 is {actual_sha}, "
+            f"but model.json pins {pinned}; refusing to load"
+        )
+
+
+class LocalModelStore(ModelStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = str(root)
+
+    def list_models(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _SAFE_NAME.match(p.name))
+
+    def list_versions(self, name: str) -> list[str]:
+        folder = self.root / check_name("model name", name)
+        if not folder.is_dir():
+            return []
+        return [
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and _SAFE_NAME.match(p.name) and (p / "model.onnx").is_file()
+        ]
+
+    def fetch(self, name: str, version: str) -> ModelFiles:
+        folder = self.root / check_name("model name", name) / check_name("version", version)
+        onnx_path = folder / "model.onnx"
+        if not onnx_path.is_file():
+            raise ModelNotFoundError(f"model {name!r} version {version!r} not found")
+        manifest_path = folder / "model.json"
+        manifest = Manifest.load(manifest_path) if manifest_path.is_file() else Manifest.empty()
+        files = ModelFiles(name, version, onnx_path, manifest)
+        if manifest.sha256 is not None:
+            _verify(files, sha256_file(onnx_path))
+        return files
+
+
+class S3ModelStore(ModelStore):
+    def __init__(self, bucket: str, prefix: str, cache_dir: Path) -> None:
+        self.bucket = bucket
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self.cache_dir = cache_dir
+        self.uri = f"s3://{bucket}/{self.prefix}"
+
+    def list_models(self) -> list[str]:
+        from sinfer.aws import s3
+
+        return sorted(n for n in s3.list_common_prefixes(self.bucket, self.prefix) if _SAFE_NAME.match(n))
+
+    def list_versions(self, name: str) -> list[str]:
+        from sinfer.aws import s3
+
+        prefix = f"{self.prefix}{check_name('model name', name)}/"
+        return [v for v in s3.list_common_prefixes(self.bucket, prefix) if _SAFE_NAME.match(v)]
+
+    def fetch(self, name: str, version: str) -> ModelFiles:
+        from sinfer.aws import s3
+
+        key = f"{self.prefix}{check_name('model name', name)}/{check_name('version', version)}/"
+        local = self.cache_dir / name / version
+        try:
+            raw_manifest: bytes | None = s3.get_bytes(self.bucket, key + "model.json")
+        except s3.S3NotFoundError:
+            raw_manifest = None
+        try:
+            manifest = (
+                Manifest.from_dict(json.loads(raw_manifest), source=f"s3://{self.bucket}/{key}model.json")
+                if raw_manifest is not None
+                else Manifest.empty()
+            )
+        except ValueError as exc:
+            raise ManifestError(f"s3://{self.bucket}/{key}model.json is not valid JSON: {exc}") from exc
+        onnx_path = local / "model.onnx"
+        files = ModelFiles(name, version, onnx_path, manifest)
+        # A cached copy is reused only when the manifest pins a hash it still matches.
+        if onnx_path.is_file() and manifest.sha256 and sha256_file(onnx_path) == manifest.sha256:
+            return files
+        try:
+            actual = s3.download_verified(self.bucket, key + "model.onnx", onnx_path)
+        except s3.S3NotFoundError as exc:
+            raise ModelNotFoundError(f"model {name!r} version {version!r} not found") from exc
+        try:
+            _verify(files, actual)
+        except ModelIntegrityError:
+            onnx_path.unlink(missing_ok=True)
+            raise
+        return files
+
+
+def open_store(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> ModelStore:
+    """A store from ``MODEL_STORE``-style text: ``s3://bucket/prefix/`` or a folder path."""
+    text = os.fspath(uri)
+    if text.startswith("s3://"):
+        from sinfer.aws.s3 import S3Uri
+
+        parsed = S3Uri.parse(text)
+        cache = Path(cache_dir or os.environ.get("MODEL_CACHE_DIR", "/tmp/sinfer-models"))  # noqa: S108
+        return S3ModelStore(parsed.bucket, parsed.key, cache)
+    return LocalModelStore(Path(text).expanduser().resolve())

@@ -1,0 +1,53 @@
+"""KServe v1 / TF-Serving style ``:predict``: ``{"instances": [...]}`` → ``{"predictions": [...]}``.
+
+Also accepted: TF-Serving's row form ``{"inputs": [...]}``, and a raw PNG/JPEG body for image
+models (one instance). What an instance may be is defined once, in
+:mod:`sinfer.codecs.instances`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sinfer.errors import BadRequestError, UnsupportedMediaTypeError
+
+JSON_TYPES = ("application/json", "text/json", "")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_request(body: bytes, content_type: str | None) -> list[Any]:
+    kind = media_type(content_type)
+    if kind in IMAGE_TYPES:
+        if not body:
+            raise BadRequestError("empty image body")
+        return [body]
+    if kind not in JSON_TYPES and not kind.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {kind!r} is not accepted here; send application/json "
+            f'({{"instances": [...]}}) or an image/png or image/jpeg body'
+        )
+    if not body:
+        raise BadRequestError('empty body; expected {"instances": [...]}')
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"body is not valid JSON: {exc}") from None
+    if isinstance(doc, dict):
+        for key in ("instances", "inputs"):
+            if key in doc:
+                instances = doc[key]
+                if not isinstance(instances, list):
+                    raise BadRequestError(f"'{key}' must be a list of instances")
+                if not instances:
+                    raise BadRequestError(f"'{key}' is empty; send at least one instance")
+                return instances
+    raise BadRequestError('expected a JSON object {"instances": [...]}')
+
+
+def encode_response(predictions: list[Any], model_name: str, model_version: str) -> dict[str, Any]:
+    return {"predictions": predictions, "model_name": model_name, "model_version": model_version}

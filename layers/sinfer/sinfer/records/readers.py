@@ -1,0 +1,507 @@
+"""Input files → a lazy stream of :class:`Record`, in input order, in bounded memory.
+
+An uploaded file may be far larger than a Lambda's memory, so nothing here reads a stream
+whole: every read asks the caller's stream for at most :data:`READ_CHUNK` bytes (an adapter
+enforces it, whatever size the layers above ask for), gzip is decompressed as it is read, and
+records are yielded one at a time. The exceptions are a ``.json`` document and one image,
+which must be held whole to be parsed; both are read in chunks up to a cap.
+
+Two kinds of failure, kept apart because the output contract needs it (records in =
+predictions + errors):
+
+* a record that cannot be parsed (a bad JSON line, a ragged CSV row, an empty cell, invalid
+  UTF-8) becomes a :class:`Record` with ``error`` set, and reading continues;
+* a file that cannot be read at all (unknown format, corrupt gzip, a pickled ``.npy``, over a
+  size limit) raises :class:`UnreadableInputError`, whose message says what was expected.
+
+CSV cells that look like numbers become ``float`` — all of them, integers included — because a
+tabular model's input is a float tensor in practice and one rule is easier to predict than two;
+other cells stay strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import posixpath
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Final, Literal, Protocol
+
+import numpy as np
+
+from sinfer.codecs.images import looks_like_image
+from sinfer.errors import UnreadableInputError
+from sinfer.records.types import (
+    EMPTY_CELL,
+    INVALID_CSV,
+    INVALID_ENCODING,
+    INVALID_JSON,
+    RAGGED_ROW,
+    RECORD_TOO_LARGE,
+    Record,
+    RecordError,
+)
+
+MiB: Final = 1024 * 1024
+READ_CHUNK: Final = 1 * MiB  # the most one read asks of the caller's stream (or of gzip)
+NPY_CHUNK: Final = 4 * MiB  # rows of an .npy are decoded this many bytes at a time
+DEFAULT_MAX_JSON_BYTES: Final = 64 * MiB
+MAX_IMAGE_BYTES: Final = 50 * MiB
+
+InputKind = Literal["jsonl", "json", "csv", "tsv", "npy", "image"]
+
+ACCEPTED_FORMATS: Final = (
+    ".jsonl/.ndjson, .json, .csv, .tsv, .npy, .png, .jpg/.jpeg, and .gz of the non-image formats"
+)
+
+_EXTENSIONS: Final[dict[str, InputKind]] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".npy": "npy",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+}
+_CONTENT_TYPES: Final[dict[str, InputKind]] = {
+    "application/x-ndjson": "jsonl",
+    "application/ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/jsonlines": "jsonl",
+    "application/json": "json",
+    "text/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/x-npy": "npy",
+    "image/png": "image",
+    "image/jpeg": "image",
+}
+_BOM: Final = b"\xef\xbb\xbf"
+# Floats as CSV writers spell them (pandas, numpy.savetxt, spreadsheets), including nan/inf.
+_NUMBER: Final = re.compile(
+    r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE
+)
+# What surrogateescape turns undecodable bytes into: their presence means invalid UTF-8.
+_UNDECODABLE: Final = re.compile("[\udc80-\udcff]")
+
+
+class ByteStream(Protocol):
+    """What an input stream must offer: ``read(n)``, as files and botocore's StreamingBody do."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InputFormat:
+    kind: InputKind
+    gzip: bool = False
+
+
+def detect_format(name: str, content_type: str | None = None) -> InputFormat:
+    """The format of ``name``: its extension (case-insensitive), else ``content_type``.
+
+    A trailing ``.gz`` means gzip around the format the rest of the name (or the content
+    type) gives, as in ``data.csv.gz``.
+    """
+    base = posixpath.basename(name).lower()
+    gzipped = base.endswith(".gz")
+    if gzipped:
+        base = base[: -len(".gz")]
+    kind = _EXTENSIONS.get(posixpath.splitext(base)[1])
+    if kind is None and content_type:
+        kind = _CONTENT_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+    if kind is None:
+        shown = f" (content type {content_type!r})" if content_type else ""
+        raise UnreadableInputError(f"cannot tell the format of {name!r}{shown}; accepted: {ACCEPTED_FORMATS}")
+    if gzipped and kind == "image":
+        raise UnreadableInputError(
+            f"{name!r}: images are already compressed and are not accepted gzipped; upload the image itself"
+        )
+    return InputFormat(kind, gzipped)
+
+
+def read_records(
+    stream: ByteStream,
+    name: str,
+    content_type: str | None = None,
+    *,
+    id_column: str = "id",
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    max_decompressed_bytes: int | None = None,
+) -> Iterator[Record]:
+    """Records of one input file, lazily and in input order.
+
+    ``stream`` is anything with ``.read(n)`` (a botocore ``StreamingBody``, an open file); it
+    is never read without a size, and is not closed. ``name`` (an S3 key or a path) gives the
+    format and, for images, the record id. ``max_json_bytes`` caps what is held to parse JSON:
+    a whole ``.json`` document, or one JSONL line. ``max_decompressed_bytes`` caps what a
+    ``.gz`` may expand to. The format is checked at the call; reading starts at the first
+    ``next()``, and file-level failures raise :class:`UnreadableInputError` from there.
+    """
+    fmt = detect_format(name, content_type)
+    return _records(stream, name, fmt, id_column, max_json_bytes, max_decompressed_bytes)
+
+
+def _records(
+    stream: ByteStream,
+    name: str,
+    fmt: InputFormat,
+    id_column: str,
+    max_json_bytes: int,
+    max_decompressed_bytes: int | None,
+) -> Iterator[Record]:
+    source = _open(stream, name, fmt.gzip, max_decompressed_bytes)
+    if fmt.kind == "jsonl":
+        yield from _jsonl_records(source, max_json_bytes)
+    elif fmt.kind == "json":
+        yield from _json_records(source, name, max_json_bytes)
+    elif fmt.kind in ("csv", "tsv"):
+        yield from _csv_records(source, name, "\t" if fmt.kind == "tsv" else ",", id_column)
+    elif fmt.kind == "npy":
+        yield from _npy_records(source, name)
+    else:
+        yield from _image_records(source, name)
+
+
+# --- bounded byte sources ----------------------------------------------------------------
+
+
+class _CappedReader(io.RawIOBase):
+    """The caller's stream as a raw stream whose reads never ask for more than READ_CHUNK.
+
+    ``io.BufferedReader`` passes large requests straight through to ``readinto``; capping here
+    bounds every read the caller's stream sees. Closing this does not close that stream.
+    """
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._stream.read(min(len(view), READ_CHUNK))
+        count = len(data)
+        view[:count] = data
+        return count
+
+
+class _GunzipReader(io.RawIOBase):
+    """Decompressed bytes, read incrementally, with corrupt gzip and bombs made file errors."""
+
+    def __init__(self, compressed: BinaryIO, name: str, limit: int | None) -> None:
+        self._gzip = gzip.GzipFile(fileobj=compressed, mode="rb")
+        self._name = name
+        self._limit = limit
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._gzip.read(min(len(view), READ_CHUNK))
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            # BadGzipFile: bad magic/header or CRC/length mismatch; EOFError: truncated;
+            # zlib.error: corrupt deflate data. Network errors are none of these and propagate.
+            reason = str(exc) or type(exc).__name__
+            raise UnreadableInputError(f"{self._name} is not valid gzip: {reason}") from None
+        count = len(data)
+        self.total += count
+        if self._limit is not None and self.total > self._limit:
+            raise UnreadableInputError(
+                f"{self._name} decompresses to more than {self._limit:,} bytes, the limit for one "
+                f"input file; split it into smaller files"
+            )
+        view[:count] = data
+        return count
+
+
+def _open(stream: ByteStream, name: str, gzipped: bool, limit: int | None) -> io.BufferedReader[Any]:
+    source = io.BufferedReader(_CappedReader(stream), buffer_size=READ_CHUNK)
+    if not gzipped:
+        return source
+    return io.BufferedReader(_GunzipReader(source, name, limit), buffer_size=READ_CHUNK)
+
+
+def _read_at_most(source: io.BufferedReader[Any], limit: int) -> bytes | None:
+    """The rest of ``source`` if it is at most ``limit`` bytes, else None (read no further)."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := source.read(READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- JSON Lines and JSON -----------------------------------------------------------------
+
+
+def _jsonl_records(source: io.BufferedReader[Any], max_line_bytes: int) -> Iterator[Record]:
+    index = 0
+    line_no = 0
+    while line := source.readline(max_line_bytes + 1):
+        line_no += 1
+        if line_no == 1 and line.startswith(_BOM):
+            line = line[len(_BOM) :]
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            _skip_rest_of_line(source)
+            message = f"line {line_no} is longer than {max_line_bytes:,} bytes, the most one record may take"
+            yield Record(index, index, error=RecordError(RECORD_TOO_LARGE, message))
+            index += 1
+            continue
+        if not line.strip():
+            continue  # blank lines are not records
+        yield _json_line_record(index, line, line_no)
+        index += 1
+
+
+def _skip_rest_of_line(source: io.BufferedReader[Any]) -> None:
+    while (part := source.readline(READ_CHUNK)) and not part.endswith(b"\n"):
+        pass
+
+
+def _json_line_record(index: int, line: bytes, line_no: int) -> Record:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"line {line_no} is not valid UTF-8 (byte {exc.start + 1} of the line)"
+        return Record(index, index, error=RecordError(INVALID_ENCODING, message))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"line {line_no} is not valid JSON: {exc.msg} at column {exc.colno}"
+        return Record(index, index, error=RecordError(INVALID_JSON, message))
+    except (ValueError, RecursionError) as exc:  # e.g. an integer over the digit limit; deep nesting
+        message = f"line {line_no} is not valid JSON: {_json_failure(exc)}"
+        return Record(index, index, error=RecordError(INVALID_JSON, message))
+    return _instance_record(index, value)
+
+
+def _json_failure(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
+def _instance_record(index: int, value: Any) -> Record:
+    """The JSONL/JSON record rules: ``{"id", "instance"}`` wrappers, ``id`` keys, or bare values.
+
+    An object with only an ``"id"`` key is a bare value: there is nothing left to be the
+    instance (and a single-input model whose input is named ``id`` reads it as such).
+    """
+    if isinstance(value, dict):
+        if "instance" in value:
+            return Record(index, value.get("id", index), value["instance"])
+        if "id" in value and len(value) > 1:
+            return Record(index, value["id"], {k: v for k, v in value.items() if k != "id"})
+    return Record(index, index, value)
+
+
+def _json_records(source: io.BufferedReader[Any], name: str, max_bytes: int) -> Iterator[Record]:
+    data = _read_at_most(source, max_bytes)
+    if data is None:
+        raise UnreadableInputError(
+            f"{name} is larger than {max_bytes:,} bytes, too large to parse as one JSON document; "
+            f"upload it as JSON Lines (.jsonl), one instance per line"
+        )
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UnreadableInputError(f"{name} is not valid UTF-8 (byte {exc.start + 1})") from None
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableInputError(f"{name} is not valid JSON: {_json_failure(exc)}") from None
+    del data
+    if isinstance(document, dict) and isinstance(document.get("instances"), list):
+        instances = document["instances"]
+    elif isinstance(document, list):
+        instances = document
+    else:
+        raise UnreadableInputError(
+            f'{name}: expected a JSON list of instances or {{"instances": [...]}}, '
+            f"got {_json_kind(document)}; for one instance per line use .jsonl"
+        )
+    for index, value in enumerate(instances):
+        yield _instance_record(index, value)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"an object with keys {sorted(value)[:5]}"
+    return {str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+# --- CSV and TSV -------------------------------------------------------------------------
+
+
+def _csv_records(
+    source: io.BufferedReader[Any], name: str, delimiter: str, id_column: str
+) -> Iterator[Record]:
+    # surrogateescape keeps undecodable bytes as markers, so one bad row is an error record
+    # instead of an exception that would end the file.
+    text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    header = _csv_header(reader, name)
+    id_at = header.index(id_column) if id_column in header else None
+    index = 0
+    failed_at = -1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == failed_at:  # no progress: the reader is stuck
+                raise UnreadableInputError(
+                    f"{name} is not valid CSV: line {reader.line_num}: {exc}"
+                ) from None
+            failed_at = reader.line_num
+            message = f"line {reader.line_num} is not valid CSV: {exc}"
+            yield Record(index, index, error=RecordError(INVALID_CSV, message))
+            index += 1
+            continue
+        if not row:
+            continue  # blank lines are not records
+        yield _csv_record(index, row, header, id_at, reader.line_num)
+        index += 1
+
+
+def _csv_header(reader: Any, name: str) -> list[str]:
+    try:
+        header: list[str] = next((row for row in reader if row), [])
+    except csv.Error as exc:
+        raise UnreadableInputError(f"{name}: the header row is not valid CSV: {exc}") from None
+    if not header:
+        raise UnreadableInputError(f"{name} is empty; expected a header row naming the columns")
+    if any(_UNDECODABLE.search(cell) for cell in header):
+        raise UnreadableInputError(f"{name}: the header row is not valid UTF-8")
+    header = [cell.strip() for cell in header]
+    unnamed = [i + 1 for i, cell in enumerate(header) if not cell]
+    if unnamed:
+        raise UnreadableInputError(
+            f"{name}: column {unnamed[0]} of the header row has no name; every column needs one "
+            f"(pandas writes an unnamed index column unless given index=False)"
+        )
+    duplicates = sorted({cell for cell in header if header.count(cell) > 1})
+    if duplicates:
+        raise UnreadableInputError(f"{name}: the header row names columns more than once: {duplicates[:5]}")
+    return header
+
+
+def _csv_record(index: int, row: list[str], header: list[str], id_at: int | None, line_no: int) -> Record:
+    if any(_UNDECODABLE.search(cell) for cell in row):
+        return Record(index, index, error=RecordError(INVALID_ENCODING, f"line {line_no} is not valid UTF-8"))
+    record_id: Any = index
+    if id_at is not None and id_at < len(row) and row[id_at].strip():
+        record_id = row[id_at].strip()
+    if len(row) != len(header):
+        message = f"line {line_no}: expected {len(header)} cells (one per header column), got {len(row)}"
+        return Record(index, record_id, error=RecordError(RAGGED_ROW, message))
+    empty = [
+        column
+        for i, (column, cell) in enumerate(zip(header, row, strict=True))
+        if i != id_at and not cell.strip()
+    ]
+    if empty:
+        names = ", ".join(repr(column) for column in empty[:5]) + (" ..." if len(empty) > 5 else "")
+        subject = f"columns {names} are" if len(empty) > 1 else f"column {names} is"
+        message = f"line {line_no}: {subject} empty"
+        return Record(index, record_id, error=RecordError(EMPTY_CELL, message))
+    value = {
+        column: _cell_value(cell)
+        for i, (column, cell) in enumerate(zip(header, row, strict=True))
+        if i != id_at
+    }
+    return Record(index, record_id, value)
+
+
+def _cell_value(cell: str) -> float | str:
+    stripped = cell.strip()
+    return float(stripped) if _NUMBER.fullmatch(stripped) else cell
+
+
+# --- .npy --------------------------------------------------------------------------------
+
+
+def _npy_records(source: io.BufferedReader[Any], name: str) -> Iterator[Record]:
+    shape, dtype = _npy_header(source, name)
+    if not shape:  # a 0-d array is one record
+        data = source.read(dtype.itemsize)
+        if len(data) < dtype.itemsize:
+            raise UnreadableInputError(f"{name} ends before its one value")
+        yield Record(0, 0, np.frombuffer(data, dtype=dtype).reshape(()))
+        return
+    rows, row_shape = shape[0], shape[1:]
+    row_bytes = dtype.itemsize * math.prod(row_shape)
+    if row_bytes == 0:
+        for index in range(rows):
+            yield Record(index, index, np.empty(row_shape, dtype=dtype))
+        return
+    per_chunk = max(1, NPY_CHUNK // row_bytes)
+    index = 0
+    while index < rows:
+        count = min(per_chunk, rows - index)
+        data = source.read(count * row_bytes)
+        if len(data) < count * row_bytes:
+            raise UnreadableInputError(
+                f"{name} ends early: its header promises {rows} rows of {row_bytes} bytes, "
+                f"the data stops in row {index + len(data) // row_bytes}"
+            )
+        block = np.frombuffer(data, dtype=dtype).reshape((count, *row_shape))
+        for offset in range(count):
+            # [i, ...] keeps a 1-D file's rows as 0-d arrays rather than numpy scalars.
+            yield Record(index, index, block[offset, ...])
+            index += 1
+
+
+def _npy_header(source: io.BufferedReader[Any], name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(source)
+        if version == (1, 0):
+            shape, fortran_order, dtype = fmt.read_array_header_1_0(source)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = fmt.read_array_header_2_0(source)
+        else:
+            raise UnreadableInputError(
+                f"{name} uses .npy format version {version[0]}.{version[1]}; versions 1.0 and 2.0 are read"
+            )
+    except ValueError as exc:
+        raise UnreadableInputError(f"{name} is not a valid .npy file: {exc}") from None
+    if dtype.hasobject:
+        raise UnreadableInputError(
+            f"{name} holds Python objects (dtype {dtype}); only numeric, bool and fixed-width string "
+            f"arrays are accepted, since reading objects means unpickling untrusted data"
+        )
+    if fortran_order and len(shape) > 1:
+        raise UnreadableInputError(
+            f"{name} is stored in Fortran order, so its rows cannot be streamed; "
+            f"save it with np.save(path, np.ascontiguousarray(array))"
+        )
+    return tuple(shape), dtype
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+def _image_records(source: io.BufferedReader[Any], name: str) -> Iterator[Record]:
+    data = _read_at_most(source, MAX_IMAGE_BYTES)
+    if data is None:
+        raise UnreadableInputError(
+            f"{name} is larger than {MAX_IMAGE_BYTES:,} bytes, the most one image may take"
+        )
+    if not looks_like_image(data):
+        raise UnreadableInputError(
+            f"{name} is not a PNG or JPEG image (it does not start with either signature)"
+        )
+    yield Record(0, posixpath.basename(name), data)

@@ -1,0 +1,72 @@
+"""The shapes that flow through the asynchronous path: input records and output lines.
+
+A :class:`Record` is one instance read from an input file, or the reason it could not be read.
+Bad records do not stop a file: they travel to the output as error lines, so that records in
+always equals predictions plus errors. Output lines are built here, in one place, so every
+backend writes byte-for-byte the same JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sinfer.codecs.outputs import to_jsonable
+
+# Stable codes of record-level read errors (file-level failures raise UnreadableInputError).
+INVALID_JSON: Final = "invalid_json"
+INVALID_ENCODING: Final = "invalid_encoding"
+INVALID_CSV: Final = "invalid_csv"
+RAGGED_ROW: Final = "ragged_row"
+EMPTY_CELL: Final = "empty_cell"
+RECORD_TOO_LARGE: Final = "record_too_large"
+
+
+@dataclass(slots=True)
+class RecordError:
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class Record:
+    """One input record.
+
+    ``index`` is the 0-based position among the file's records (blank lines are not records).
+    ``id`` comes from the data (a CSV id column, a JSON ``"id"`` key) or is the index.
+    ``value`` is the instance, ready for ``LoadedModel.to_sample``: a JSON value, a
+    ``{column: value}`` dict, image bytes or an ``np.ndarray`` row. When ``error`` is set the
+    record could not be parsed and ``value`` is ``None``.
+    """
+
+    index: int
+    id: Any
+    value: Any = None
+    error: RecordError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def prediction_line(id: Any, prediction: Any) -> bytes:
+    """``{"id": ..., "prediction": ...}`` and a newline."""
+    return _line({"id": to_jsonable(id), "prediction": to_jsonable(prediction)})
+
+
+def error_line(id: Any, code: str, message: str) -> bytes:
+    """``{"id": ..., "error": {"code": ..., "message": ...}}`` and a newline."""
+    return _line({"id": to_jsonable(id), "error": {"code": code, "message": message}})
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    # to_jsonable has already turned numpy values into Python ones and non-finite floats into
+    # None; allow_nan=False makes any that slipped through fail loudly rather than emit NaN.
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        # A lone surrogate (legal as a JSON "\ud800" escape in the input) has no UTF-8 form;
+        # escaped ASCII JSON carries it unchanged.
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"

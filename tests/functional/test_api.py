@@ -1,0 +1,326 @@
+"""predict_api's handler driven with REST (1.0) and HTTP API (2.0) events, against the demo store.
+
+Every test runs twice (``call_api`` is parametrised over both payload versions).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.build_models import train_breast_cancer, train_digits
+from sinfer.inference.registry import reset_default_registry
+from tests.conftest import CallApi
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def _png(pixels: np.ndarray[Any, Any]) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --- health and metadata ---------------------------------------------------------------
+
+
+def test_health_and_server_metadata(call_api: CallApi) -> None:
+    assert _json(call_api("GET", "/v2/health/live")) == {"live": True}
+    ready = call_api("GET", "/v2/health/ready")
+    assert ready.status == 200
+    meta = _json(call_api("GET", "/v2"))
+    assert meta["name"] == "sinfer"
+    assert "binary_tensor_data" in meta["extensions"]
+
+
+def test_model_metadata_comes_from_the_graph(call_api: CallApi) -> None:
+    meta = _json(call_api("GET", "/v2/models/digits"))
+    assert meta["name"] == "digits"
+    assert meta["versions"] == ["1"]
+    assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
+    assert {o["name"] for o in meta["outputs"]} == {"label", "probabilities"}
+    versioned = call_api("GET", "/v2/models/digits/versions/1")
+    assert _json(versioned) == meta
+    assert call_api("GET", "/v2/models/digits/ready").status == 200
+    assert call_api("GET", "/v2/models/digits/versions/1/ready").status == 200
+
+
+def test_lists_models(call_api: CallApi) -> None:
+    assert _json(call_api("GET", "/v1/models"))["models"] == ["breast_cancer", "digits"]
+    index = _json(call_api("POST", "/v2/repository/index"))
+    assert {(e["name"], e["version"]) for e in index} == {("breast_cancer", "1"), ("digits", "1")}
+
+
+# --- KServe v1 -----------------------------------------------------------------------------
+
+
+def test_v1_predictions_equal_sklearn_on_held_out_rows(call_api: CallApi) -> None:
+    # GIVEN held-out rows and scikit-learn's own predictions for them
+    _, x_test, expected = train_digits()
+    # WHEN they are sent through the API as raw 64-value instances
+    response = call_api("POST", "/v1/models/digits:predict", {"instances": x_test.tolist()})
+    # THEN every label equals scikit-learn's
+    assert response.status == 200
+    labels = [int(p["label"]) for p in _json(response)["predictions"]]
+    assert labels == expected.tolist()
+
+
+def test_v1_tabular_columns_and_probabilities_equal_sklearn(call_api: CallApi) -> None:
+    model, x_test, expected, columns, classes = train_breast_cancer()
+    instances = [dict(zip(columns, row.tolist(), strict=True)) for row in x_test]
+    response = call_api("POST", "/v1/models/breast_cancer:predict", {"instances": instances})
+    assert response.status == 200
+    predictions = _json(response)["predictions"]
+    assert [p["label"] for p in predictions] == [classes[i] for i in expected]
+    probabilities = np.array([[p["probabilities"][c] for c in classes] for p in predictions])
+    assert np.allclose(probabilities, model.predict_proba(x_test), atol=1e-4)
+
+
+def test_v1_b64_image_instances_and_raw_image_body(call_api: CallApi) -> None:
+    model, x_test, _ = train_digits()
+    pixels = np.round(x_test[:5] * 255 / 16).reshape(-1, 8, 8)
+    quantised = (pixels.reshape(-1, 64) * 16 / 255).astype(np.float32)
+    expected = [str(v) for v in model.predict(quantised)]
+    instances = [{"b64": base64.b64encode(_png(p)).decode()} for p in pixels]
+    response = call_api("POST", "/v1/models/digits:predict", {"instances": instances})
+    assert [p["label"] for p in _json(response)["predictions"]] == expected
+    raw = call_api("POST", "/v1/models/digits:predict", _png(pixels[0]), {"Content-Type": "image/png"})
+    assert raw.status == 200
+    assert _json(raw)["predictions"][0]["label"] == expected[0]
+
+
+def test_v1_versioned_route(call_api: CallApi) -> None:
+    response = call_api("POST", "/v1/models/digits/versions/1:predict", {"instances": [[0.0] * 64]})
+    assert response.status == 200
+    assert _json(response)["model_version"] == "1"
+
+
+# --- Open Inference Protocol v2 ------------------------------------------------------------
+
+
+def test_v2_infer_json(call_api: CallApi) -> None:
+    model, x_test, expected, _, _ = train_breast_cancer()
+    request = {
+        "id": "r1",
+        "inputs": [
+            {"name": "features", "shape": list(x_test.shape), "datatype": "FP32", "data": x_test.tolist()}
+        ],
+    }
+    doc = _json(call_api("POST", "/v2/models/breast_cancer/infer", request))
+    assert doc["id"] == "r1"
+    outputs = {o["name"]: o for o in doc["outputs"]}
+    assert outputs["output_label"]["datatype"] == "INT64"
+    assert outputs["output_label"]["data"] == expected.tolist()
+    # ZipMap's seq(map) travels as one JSON document per row
+    probabilities = outputs["output_probability"]
+    assert probabilities["datatype"] == "BYTES"
+    first = json.loads(probabilities["data"][0])
+    assert np.isclose(first["1"], model.predict_proba(x_test[:1])[0][1], atol=1e-4)
+
+
+def test_v2_infer_binary_tensor_data_both_directions(call_api: CallApi) -> None:
+    _, x_test, expected = train_digits()
+    batch = x_test[:7].astype(np.float32)
+    raw = batch.tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": [7, 64],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [{"name": "label", "parameters": {"binary_data": True}}, {"name": "probabilities"}],
+        }
+    ).encode()
+    response = call_api(
+        "POST",
+        "/v2/models/digits/infer",
+        header + raw,
+        {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status == 200
+    length = int({k.lower(): v for k, v in response.headers.items()}["inference-header-content-length"])
+    doc = json.loads(response.body[:length])
+    label_out, proba_out = doc["outputs"]
+    assert label_out["parameters"]["binary_data_size"] == 7 * 8
+    labels = np.frombuffer(response.body[length : length + 56], dtype="<i8")
+    assert labels.tolist() == expected[:7].tolist()
+    assert len(proba_out["data"]) == 70  # not asked for binary: JSON
+
+
+def test_v2_bytes_elements_are_length_prefixed(call_api: CallApi) -> None:
+    # The binary request path for BYTES is exercised with a malformed element length.
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "pixels", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}
+            ]
+        }
+    ).encode()
+    body = header + struct.pack("<I", 99) + b"ab"
+    response = call_api(
+        "POST", "/v2/models/digits/infer", body, {"Inference-Header-Content-Length": str(len(header))}
+    )
+    assert response.status == 400
+    assert "BYTES" in _json(response)["error"]
+
+
+# --- errors: one test per status -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "instances"),
+        (b'{"instances": 3}', "must be a list"),
+        (b'{"instances": []}', "at least one"),
+        (b"", "empty body"),
+    ],
+)
+def test_400_malformed(call_api: CallApi, body: bytes, needle: str) -> None:
+    response = call_api("POST", "/v1/models/digits:predict", body, {"Content-Type": "application/json"})
+    assert response.status == 400
+    assert needle in _json(response)["error"]
+
+
+def test_400_malformed_v2(call_api: CallApi) -> None:
+    response = call_api(
+        "POST", "/v2/models/digits/infer", {"inputs": [{"name": "pixels", "datatype": "FP99"}]}
+    )
+    assert response.status == 400
+    assert "shape" in _json(response)["error"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/nope:predict",
+        "/v2/models/nope/infer",
+        "/v1/models/digits/versions/7:predict",
+        "/v2/models/../infer",
+    ],
+)
+def test_404_unknown_model_or_version(call_api: CallApi, path: str) -> None:
+    response = call_api("POST", path, {"instances": [[0.0] * 64]})
+    assert response.status == 404
+    assert "error" in _json(response)
+
+
+def test_404_unknown_route(call_api: CallApi) -> None:
+    response = call_api("GET", "/v3/what")
+    assert response.status == 404
+    assert _json(response)["code"] == "not_found"
+
+
+def test_413_over_sync_payload_limit(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sinfer.api.routes.MAX_SYNC_PAYLOAD_BYTES", 1000)
+    response = call_api("POST", "/v1/models/digits:predict", {"instances": [[0.0] * 64] * 20})
+    assert response.status == 413
+    assert "/jobs" in _json(response)["error"]
+
+
+def test_413_too_many_instances(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sinfer.api.routes.MAX_SYNC_INSTANCES", 3)
+    response = call_api("POST", "/v1/models/digits:predict", {"instances": [[0.0] * 64] * 4})
+    assert response.status == 413
+
+
+def test_415_wrong_content_type(call_api: CallApi) -> None:
+    response = call_api("POST", "/v1/models/digits:predict", b"a,b\n1,2", {"Content-Type": "text/csv"})
+    assert response.status == 415
+    assert "application/json" in _json(response)["error"]
+    v2 = call_api("POST", "/v2/models/digits/infer", b"<x/>", {"Content-Type": "application/xml"})
+    assert v2.status == 415
+
+
+@pytest.mark.parametrize(
+    ("instances", "needle"),
+    [
+        ([[1.0, 2.0]], "[64]"),
+        ([["a"] * 64], "float32"),
+        ([{"b64": "!!!"}], "base64"),
+        ([{"b64": base64.b64encode(b"not an image").decode()}], "PNG or JPEG"),
+    ],
+)
+def test_422_wrong_shape_or_dtype_says_what_was_expected(
+    call_api: CallApi, instances: list[Any], needle: str
+) -> None:
+    response = call_api("POST", "/v1/models/digits:predict", {"instances": instances})
+    assert response.status == 422
+    assert needle in _json(response)["error"]
+
+
+def test_422_tabular_missing_column(call_api: CallApi) -> None:
+    response = call_api("POST", "/v1/models/breast_cancer:predict", {"instances": [{"mean radius": 1.0}]})
+    assert response.status == 422
+    assert "missing" in _json(response)["error"]
+
+
+def test_422_v2_shape(call_api: CallApi) -> None:
+    request = {"inputs": [{"name": "pixels", "shape": [1, 63], "datatype": "FP32", "data": [0.0] * 63}]}
+    response = call_api("POST", "/v2/models/digits/infer", request)
+    assert response.status == 422
+    assert "[N, 64]" in _json(response)["error"]
+
+
+@pytest.fixture
+def broken_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store with a tampered model (sha256 mismatch), a corrupt graph and two digits versions."""
+    shutil.copytree(Path("models/digits/1"), tmp_path / "tampered" / "1")
+    with (tmp_path / "tampered" / "1" / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    (tmp_path / "corrupt" / "1").mkdir(parents=True)
+    (tmp_path / "corrupt" / "1" / "model.onnx").write_bytes(b"definitely not onnx")
+    shutil.copytree(Path("models/digits/1"), tmp_path / "digits" / "1")
+    shutil.copytree(Path("models/breast_cancer/1"), tmp_path / "digits" / "2")  # a different model as v2
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path))
+    reset_default_registry()
+    return tmp_path
+
+
+def test_503_model_not_ready(call_api: CallApi, broken_store: Path) -> None:
+    for name in ("tampered", "corrupt"):
+        response = call_api("POST", f"/v1/models/{name}:predict", {"instances": [[0.0] * 64]})
+        assert response.status == 503, name
+        assert _json(response)["code"] in {"model_integrity", "model_not_ready"}
+        assert call_api("GET", f"/v2/models/{name}/ready").status == 503
+    tampered = call_api("GET", "/v2/models/tampered")
+    assert "sha256" in _json(tampered)["error"]
+
+
+def test_models_chosen_by_name_and_version(call_api: CallApi, broken_store: Path) -> None:
+    latest = call_api("GET", "/v2/models/digits")
+    assert _json(latest)["versions"] == ["2"]
+    assert _json(call_api("GET", "/v2/models/digits/versions/1"))["inputs"][0]["name"] == "pixels"
+    assert _json(call_api("GET", "/v2/models/digits/versions/2"))["inputs"][0]["name"] == "features"
+
+
+def test_never_a_500_for_garbage(call_api: CallApi) -> None:
+    cases: list[tuple[str, str, bytes, dict[str, str]]] = [
+        ("POST", "/v2/models/digits/infer", b"\xff\xfe\x00garbage", {}),
+        ("POST", "/v2/models/digits/infer", b"{}", {"Inference-Header-Content-Length": "999"}),
+        ("POST", "/v2/models/digits/infer", b"{}", {"Inference-Header-Content-Length": "x"}),
+        ("POST", "/v2/models/digits/infer", b"\x1f\x8b\x08garbage", {"Content-Encoding": "gzip"}),
+        ("POST", "/v1/models/digits:predict", b'{"instances": [[[1, 2], [3]]]}', {}),
+        ("POST", "/v1/models/digits:predict", b'{"instances": [{"a": 1, "b": 2}]}', {}),
+        ("POST", "/v1/models/digits:predict", b"\x89PNG\r\n\x1a\nbroken", {"Content-Type": "image/png"}),
+    ]
+    for method, path, body, headers in cases:
+        response = call_api(method, path, body, headers)
+        assert 400 <= response.status < 500, (path, body, response.status, response.body)
+        assert "error" in _json(response)

@@ -1,0 +1,141 @@
+"""Image decoding and preprocessing, and the refusals: garbage bytes, other formats, oversize images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sinfer.codecs import images
+from sinfer.codecs.instances import implied_image_spec
+from sinfer.errors import InvalidInputError
+from sinfer.model.manifest import ImageSpec, InputDecl
+from sinfer.model.signature import TensorSpec
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    """A 4x6 (height x width) RGB image with distinct channels."""
+    pixels = np.zeros((4, 6, 3), np.uint8)
+    pixels[..., 0] = 10
+    pixels[..., 1] = 20
+    pixels[..., 2] = np.arange(6, dtype=np.uint8) * 40
+    return pixels
+
+
+def test_png_to_nchw_scaled_floats(rgb: np.ndarray) -> None:
+    out = images.decode(encode(rgb), ImageSpec())
+    assert out.shape == (3, 4, 6)
+    assert out.dtype == np.float32
+    assert np.allclose(out, rgb.transpose(2, 0, 1) / 255.0)
+
+
+def test_layouts_colour_modes_and_normalisation(rgb: np.ndarray) -> None:
+    data = encode(rgb)
+    nhwc = images.decode(data, ImageSpec(layout="NHWC", scale=1.0))
+    assert np.array_equal(nhwc, rgb.astype(np.float32))
+
+    bgr = images.decode(data, ImageSpec(color_mode="BGR", layout="NHWC", scale=1.0))
+    assert np.array_equal(bgr, rgb[..., ::-1].astype(np.float32))
+
+    normalised = images.decode(data, ImageSpec(layout="NHWC", scale=1.0, mean=(10.0, 20.0, 0.0), std=(2.0,)))
+    assert np.allclose(normalised, (rgb.astype(np.float32) - [10.0, 20.0, 0.0]) / 2.0)
+
+    flat = images.decode(data, ImageSpec(color_mode="L", layout="flat", scale=1.0, invert=True))
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), np.float32)
+    assert flat.shape == (24,)
+    assert np.array_equal(flat, (255.0 - grey).reshape(-1))
+
+
+def test_resize_then_centre_crop(rgb: np.ndarray) -> None:
+    out = images.decode(encode(rgb), ImageSpec(resize=(12, 8), crop=(4, 2)))
+    assert out.shape == (3, 2, 4)  # resize to 12x8 (w x h), crop the central 4x2
+
+
+def test_jpeg_and_non_rgb_modes_are_accepted(rgb: np.ndarray) -> None:
+    assert images.decode(encode(rgb, "JPEG"), ImageSpec()).shape == (3, 4, 6)
+    rgba = np.dstack([rgb, np.full((4, 6), 255, np.uint8)])
+    assert images.decode(encode(rgba), ImageSpec()).shape == (3, 4, 6)
+    grey = np.full((5, 5), 7, np.uint8)
+    assert images.decode(encode(grey), ImageSpec(color_mode="L", scale=1.0)).tolist() == [[[7.0] * 5] * 5]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, b"\xff\xd8\xff\xe0garbage"],
+    ids=["empty", "text", "png-magic-garbage", "jpeg-magic-garbage"],
+)
+def test_garbage_bytes_are_an_invalid_input(data: bytes) -> None:
+    with pytest.raises(InvalidInputError, match="PNG or JPEG"):
+        images.decode(data, ImageSpec())
+
+
+def test_truncated_png_is_an_invalid_input(rgb: np.ndarray) -> None:
+    data = encode(np.tile(rgb, (20, 20, 1)))
+    with pytest.raises(InvalidInputError, match="could not decode"):
+        images.decode(data[: len(data) // 2], ImageSpec())
+
+
+def test_other_formats_are_refused(rgb: np.ndarray) -> None:
+    with pytest.raises(InvalidInputError, match="got GIF"):
+        images.decode(encode(rgb, "GIF"), ImageSpec())
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(
+    rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a limit of 20 pixels and a 6x4 = 24 pixel image
+    monkeypatch.setattr(images, "MAX_PIXELS", 20)
+
+    # WHEN it arrives THEN it is refused, saying its size and the limit
+    with pytest.raises(InvalidInputError, match="6x4 pixels; at most 20 pixels"):
+        images.decode(encode(rgb), ImageSpec())
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 24)
+    assert images.decode(encode(rgb), ImageSpec()).shape == (3, 4, 6)
+
+
+def test_pillow_decompression_bomb_is_an_invalid_input(
+    rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pillow's own guard (twice its MAX_IMAGE_PIXELS) must surface as a 422 too, never a crash
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5)
+    with pytest.raises(InvalidInputError):
+        images.decode(encode(rgb), ImageSpec())
+
+
+def test_looks_like_image_by_magic_bytes(rgb: np.ndarray) -> None:
+    assert images.looks_like_image(encode(rgb))
+    assert images.looks_like_image(encode(rgb, "JPEG"))
+    assert not images.looks_like_image(b'{"instances": []}')
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((None, 3, 224, 200), ImageSpec(color_mode="RGB", resize=(200, 224), layout="NCHW")),
+        ((1, 1, 28, 28), ImageSpec(color_mode="L", resize=(28, 28), layout="NCHW")),
+        ((None, 32, 48, 3), ImageSpec(color_mode="RGB", resize=(48, 32), layout="NHWC")),
+        ((None, 3, None, None), None),  # no fixed size to resize to
+        ((None, 64), None),
+        ((None, 5, 8, 8), None),
+    ],
+)
+def test_float_image_shaped_inputs_imply_preprocessing(
+    shape: tuple[int | None, ...], expected: ImageSpec | None
+) -> None:
+    spec = TensorSpec("x", "tensor(float)", np.dtype(np.float32), shape, InputDecl())
+    assert implied_image_spec(spec) == expected
+
+
+def test_integer_inputs_do_not_imply_images() -> None:
+    spec = TensorSpec("x", "tensor(uint8)", np.dtype(np.uint8), (None, 3, 8, 8), InputDecl())
+    assert implied_image_spec(spec) is None

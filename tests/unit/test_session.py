@@ -1,0 +1,85 @@
+"""Session factory: threads from the CPUs the process may use, full optimisation, CPU provider."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto
+
+from sinfer.model import session
+from sinfer.model.session import available_cpus, create_session
+from tests.unit import onnx_graphs
+
+
+@pytest.fixture
+def cpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Four CPUs in the affinity mask, no cgroup quota, no Lambda or override variables.
+
+    Returns the path standing in for /sys/fs/cgroup/cpu.max (absent until a test writes it).
+    """
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(session, "Path", lambda _: cpu_max)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    monkeypatch.delenv("SINFER_THREADS", raising=False)
+    return cpu_max
+
+
+def test_affinity_mask_bounds_the_thread_count(cpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert available_cpus() == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2})
+    assert available_cpus() == 1
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "expected"), [("128", 1), ("1769", 1), ("1770", 2), ("3538", 2), ("10240", 4)]
+)
+def test_lambda_memory_maps_to_vcpus(
+    cpus: Path, monkeypatch: pytest.MonkeyPatch, memory_mb: str, expected: int
+) -> None:
+    # 1,769 MB buys one vCPU; never more than the affinity mask allows (4 here)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb)
+    assert available_cpus() == expected
+
+
+def test_cgroup_quota_bounds_the_thread_count(cpus: Path) -> None:
+    cpus.write_text("150000 100000\n")  # 1.5 CPUs of quota → 2 threads
+    assert available_cpus() == 2
+    cpus.write_text("max 100000\n")
+    assert available_cpus() == 4
+
+
+def test_sinfer_threads_overrides_everything(cpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769")
+    monkeypatch.setenv("SINFER_THREADS", "3")
+    assert available_cpus() == 3
+    monkeypatch.setenv("SINFER_THREADS", "zero")  # not a positive integer: ignored
+    assert available_cpus() == 1
+
+
+def test_session_is_fully_optimised_on_cpu_with_derived_threads(
+    cpus: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a Lambda with 3,538 MB (two vCPUs)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
+    path = onnx_graphs.identity(tmp_path, "id", TensorProto.FLOAT, ["N", 2])
+
+    # WHEN the session is built
+    built = create_session(path)
+
+    # THEN it uses all graph optimisations, the CPU provider and two intra-op threads
+    options = built.get_session_options()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.intra_op_num_threads == 2
+    assert built.get_providers() == ["CPUExecutionProvider"]
+    out = built.run(None, {"x": np.ones((1, 2), np.float32)})
+    assert np.array_equal(out[0], np.ones((1, 2), np.float32))
+
+
+def test_explicit_thread_count_wins(tmp_path: Path) -> None:
+    path = onnx_graphs.identity(tmp_path, "id", TensorProto.FLOAT, ["N", 2])
+    assert create_session(path, threads=1).get_session_options().intra_op_num_threads == 1
