@@ -49,7 +49,7 @@ fmt: venv  ## format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint  ## everything CI runs: lint, then unit, functional and integration tests
+test: lint build  ## everything CI runs: lint, sam build + size check, then unit, functional and integration tests
 	$(TEST_ENV) $(PY) -m pytest -q
 
 test-unit: venv  ## unit tests only (no network, no subprocesses)
@@ -62,7 +62,7 @@ openapi: venv  ## regenerate the committed OpenAPI document
 	$(PY) -m sinfer.api.openapi --write
 
 build: venv sam-venv  ## sam build, then report unzipped sizes against Lambda's 250 MB limit
-	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(TEST_ENV) $(SAM) build --template template.yaml
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(TEST_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build
 	$(PY) scripts/deployment_size.py .aws-sam/build
 
 demo: venv  ## tour of every mode that has landed, on this machine, no AWS account, no Docker

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
+
 from sinfer.inference.model import LoadedModel
 from sinfer.model.session import create_session
 from sinfer.model.store import LocalModelStore

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
 from sinfer.errors import UnreadableInputError
 from sinfer.records import (
     EMPTY_CELL,

@@ -12,6 +12,7 @@ import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
+
 from sinfer.aws.clients import reset_clients
 from sinfer.records import FileJsonlWriter, S3JsonlWriter, error_line, prediction_line, read_records
 

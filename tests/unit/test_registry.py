@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from sinfer.aws.clients import reset_clients
 from sinfer.errors import ModelIntegrityError, ModelNotFoundError, ModelNotReadyError
 from sinfer.inference.registry import ModelRegistry, default_registry, reset_default_registry

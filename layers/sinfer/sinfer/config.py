@@ -29,6 +29,8 @@ class Settings:
     notify_topic_arn: str
     input_prefix: str
     output_prefix: str
+    staging_prefix: str
+    job_ttl_days: int
     # Routing: files over either threshold, or estimated to outlast the invocation, go to batch.
     max_inline_bytes: int
     max_inline_records: int
@@ -52,6 +54,8 @@ def settings() -> Settings:
         notify_topic_arn=os.environ.get("NOTIFY_TOPIC_ARN", ""),
         input_prefix=os.environ.get("INPUT_PREFIX", "inputs/"),
         output_prefix=os.environ.get("OUTPUT_PREFIX", "outputs/"),
+        staging_prefix=os.environ.get("STAGING_PREFIX", "staging/"),
+        job_ttl_days=_int("JOB_TTL_DAYS", 90),
         max_inline_bytes=_int("MAX_INLINE_BYTES", 1024**3),
         max_inline_records=_int("MAX_INLINE_RECORDS", 5_000_000),
         assumed_bytes_per_second=_float("ASSUMED_BYTES_PER_SECOND", 4_000_000.0),

@@ -128,6 +128,11 @@ def head(bucket: str, key: str, version: str | None = None) -> dict[str, Any]:
     except Exception as exc:
         if _is_not_found(exc):
             raise S3NotFoundError(f"s3://{bucket}/{key} does not exist") from exc
+        code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            # Without s3:ListBucket (s3_ingest has none on inputs/), S3 answers a HEAD on a
+            # missing object with 403, not 404.
+            raise S3NotFoundError(f"s3://{bucket}/{key} does not exist or is not readable (403)") from exc
         raise
     return result
 

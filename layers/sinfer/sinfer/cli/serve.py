@@ -225,8 +225,8 @@ def run(args: argparse.Namespace) -> int:
                 server.function = function
                 api = "HTTP API payload 2.0" if args.payload_version == "2.0" else "REST API payload 1.0"
                 store = function.environment.get("MODEL_STORE", "unset")
-                spec = function.spec.logical_id
-                stdout.write(f"sinfer serve: {server.url} ({spec}, {api}, MODEL_STORE={store})\n")
+                logical_id = function.spec.logical_id
+                stdout.write(f"sinfer serve: {server.url} ({logical_id}, {api}, MODEL_STORE={store})\n")
                 stdout.flush()
                 try:
                     server.serve_forever()

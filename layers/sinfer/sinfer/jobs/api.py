@@ -112,8 +112,12 @@ def _source(value: Any, config: Settings) -> s3.S3Uri:
             f"'input' must be in the data bucket s3://{config.data_bucket}/ (the API may read only there); "
             "copy the file there or ask for an upload URL"
         )
-    if uri.key.startswith(config.output_prefix) or not uri.key or uri.key.endswith("/"):
-        raise BadRequestError(f"'input' must name an object outside {config.output_prefix}")
+    allowed = (config.staging_prefix, config.input_prefix)
+    if not uri.key.startswith(allowed) or uri.key.endswith("/"):
+        raise BadRequestError(
+            f"'input' must name an object under s3://{config.data_bucket}/{config.staging_prefix} or "
+            f"{config.input_prefix} (the only prefixes the API may read)"
+        )
     return uri
 
 

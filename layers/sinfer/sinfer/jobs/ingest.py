@@ -94,9 +94,11 @@ def process_object(
         return IngestResult("ignored", reason=f"key is not under {config.input_prefix}<model>/")
     try:
         head = s3.head(ref.bucket, ref.key, ref.version_id or None)
-    except s3.S3NotFoundError:
-        logger.info("ignored: object no longer exists", extra={"key": ref.key})
-        return IngestResult("ignored", reason="object no longer exists")
+    except s3.S3NotFoundError as exc:
+        logger.warning(
+            "ignored: object no longer exists or is not readable", extra={"key": ref.key, "error": str(exc)}
+        )
+        return IngestResult("ignored", reason=str(exc))
     except Exception as exc:
         raise _transient_or(exc) from exc
     version = (

@@ -19,6 +19,10 @@ _bytes_per_second: dict[str, float] = {}
 _bytes_per_record: dict[str, float] = {}
 DEFAULT_BYTES_PER_RECORD = 256.0
 SMOOTHING = 0.5
+# Throughput is learned only from files big enough to measure it: a file of a few KB spends its
+# time on fixed costs (first batch, thread start), and its bytes/second would send every later
+# file of more than a few hundred KB to a batch backend.
+MIN_THROUGHPUT_SAMPLE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +37,11 @@ def observe(model: str, size_bytes: int, records: int, seconds: float) -> None:
     """Learn throughput from a finished file (exponentially smoothed)."""
     if size_bytes <= 0 or seconds <= 0 or records <= 0:
         return
+    samples = [(_bytes_per_record, size_bytes / records)]
+    if size_bytes >= MIN_THROUGHPUT_SAMPLE_BYTES:
+        samples.append((_bytes_per_second, size_bytes / seconds))
     with _lock:
-        for table, value in (
-            (_bytes_per_second, size_bytes / seconds),
-            (_bytes_per_record, size_bytes / records),
-        ):
+        for table, value in samples:
             old = table.get(model)
             table[model] = value if old is None else SMOOTHING * value + (1 - SMOOTHING) * old
 

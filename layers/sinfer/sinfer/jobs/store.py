@@ -51,11 +51,12 @@ class Claim:
 
 
 class JobStore:
-    def __init__(self, table: str, dynamodb: Any = None) -> None:
+    def __init__(self, table: str, dynamodb: Any = None, ttl_days: int = 90) -> None:
         if not table:
             raise ValueError("JOBS_TABLE is not set")
         self.table = table
         self._ddb = dynamodb
+        self.ttl_seconds = ttl_days * 86400
 
     @property
     def ddb(self) -> Any:
@@ -71,6 +72,7 @@ class JobStore:
         stamp = now_iso()
         job.created_at = job.created_at or stamp
         job.updated_at = stamp
+        job.expires_at = job.expires_at or int(time.time()) + self.ttl_seconds
         try:
             self.ddb.put_item(
                 TableName=self.table,
@@ -104,16 +106,24 @@ class JobStore:
             ":input": job.input,
             ":model": job.model,
         }
+        names = {"#s": "status", "#o": "owner", "#i": "input", "#m": "model"}
+        sets = "SET #s = :running, #o = :owner, lease_until = :lease, updated_at = :stamp, "
+        sets += "#i = :input, #m = :model"
+        # A job created by POST /jobs knows neither its input's version nor where its results
+        # will go until s3_ingest claims it; without them GET /jobs/{id} has no result URL.
+        for index, name in enumerate(("output", "summary", "input_version")):
+            value = getattr(job, name)
+            if value:
+                names[f"#x{index}"] = name
+                values[f":x{index}"] = value
+                sets += f", #x{index} = :x{index}"
         try:
             result = self.ddb.update_item(
                 TableName=self.table,
                 Key={"job_id": {"S": job.job_id}},
-                UpdateExpression=(
-                    "SET #s = :running, #o = :owner, lease_until = :lease, updated_at = :stamp, "
-                    "#i = :input, #m = :model ADD attempts :one"
-                ),
+                UpdateExpression=f"{sets} ADD attempts :one",
                 ConditionExpression="#s IN (:pending, :queued) OR (#s = :running AND lease_until < :now)",
-                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#i": "input", "#m": "model"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_serialize(values),
                 ReturnValues="ALL_NEW",
             )

@@ -38,6 +38,7 @@ class Job:
     lease_until: int = 0
     owner: str = ""
     attempts: int = 0
+    expires_at: int = 0  # epoch seconds: the table's TTL attribute
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_item(self) -> dict[str, Any]:

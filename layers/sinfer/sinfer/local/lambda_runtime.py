@@ -190,14 +190,16 @@ def _exec_module(name: str, file: Path, search_path: tuple[Path, ...]) -> Module
     module = importlib.util.module_from_spec(module_spec)
     before = set(sys.modules)
     sys.modules[name] = module
-    sys.path[:0] = [str(p) for p in search_path]
+    entries = [str(p) for p in search_path]
+    sys.path[:0] = entries
     try:
         module_spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     finally:
-        del sys.path[: len(search_path)]
+        for entry in entries:
+            sys.path.remove(entry)  # the first occurrence: ours, even if the module added more
         for added in set(sys.modules) - before - {name}:
             if _found_in(sys.modules[added], search_path[0]):
                 del sys.modules[added]  # the function's own helpers stay private to it

@@ -12,7 +12,8 @@ from typing import Any
 
 from sinfer.errors import BadRequestError, UnsupportedMediaTypeError
 
-JSON_TYPES = ("application/json", "text/json", "")
+# curl -d and many HTTP libraries label a JSON body as a form; Triton and KServe read it as JSON.
+JSON_TYPES = ("application/json", "text/json", "application/x-www-form-urlencoded", "")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 
 
