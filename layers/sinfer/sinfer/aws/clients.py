@@ -29,7 +29,7 @@ def client(service: str) -> Any:
 
             config = Config(retries={"mode": "adaptive", "max_attempts": 8}, tcp_keepalive=True)
             if service == "s3":  # presigned URLs must be SigV4 (required for KMS-encrypted objects)
-                config = config.merge(Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+                config = config.merge(Config(signature_version="s3v4"))
             found = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
             _clients[service] = found
         return found

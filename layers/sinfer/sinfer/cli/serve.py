@@ -82,11 +82,17 @@ def _port(text: str) -> int:
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
 
-    def __init__(self, address: tuple[str, int], payload_version: PayloadVersion) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        payload_version: PayloadVersion,
+        invoke_lock: threading.Lock | None = None,
+    ) -> None:
         super().__init__(address, ApiRequestHandler)
         self.payload_version: PayloadVersion = payload_version
         self.function: LocalFunction | None = None
-        self._invoke_lock = threading.Lock()
+        # The embedded stack shares one lock between all its functions: they share a process.
+        self._invoke_lock = invoke_lock or threading.Lock()
 
     @property
     def url(self) -> str:
@@ -193,9 +199,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 # --- running -----------------------------------------------------------------------------------
 
 
-def bind(host: str, port: int, payload_version: PayloadVersion) -> ApiServer:
+def bind(
+    host: str, port: int, payload_version: PayloadVersion, invoke_lock: threading.Lock | None = None
+) -> ApiServer:
     try:
-        return ApiServer((host, port), payload_version)
+        return ApiServer((host, port), payload_version, invoke_lock)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CliError(

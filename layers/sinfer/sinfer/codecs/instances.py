@@ -91,8 +91,28 @@ def encode_value(spec: TensorSpec, value: Any, where: str) -> np.ndarray[Any, An
             value = images.decode(bytes(value), image_spec)
         except InvalidInputError as exc:  # say which instance and input the bad image was
             raise InvalidInputError(f"{where}: {exc.message}") from None
-    array = coerce(spec, value, where=where)
+    try:
+        array = coerce(spec, value, where=where)
+    except InvalidInputError as exc:
+        named = _bad_columns(spec, value)
+        if named:
+            raise InvalidInputError(f"{exc.message}; {named}") from None
+        raise
     return check_sample_shape(spec, array, where=where)
+
+
+def _bad_columns(spec: TensorSpec, value: Any) -> str:
+    """For a tabular numeric input, which columns held text (the usual CSV mistake)."""
+    columns = spec.decl.columns
+    if columns is None or spec.dtype is None or spec.dtype.kind not in "biuf" or not isinstance(value, list):
+        return ""
+    bad = [
+        f"{name!r} = {cell!r}" for name, cell in zip(columns, value, strict=False) if isinstance(cell, str)
+    ]
+    if not bad:
+        return ""
+    more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+    return "not numbers: " + ", ".join(bad[:3]) + more
 
 
 def to_sample(inputs: list[TensorSpec], instance: Any, where: str) -> Sample:

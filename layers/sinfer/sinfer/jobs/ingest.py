@@ -30,7 +30,7 @@ from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.store import JobStore, now_iso
-from sinfer.jobs.types import Job, object_job_id
+from sinfer.jobs.types import TERMINAL, Job, object_job_id
 from sinfer.observability import logger
 from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records
 
@@ -124,6 +124,8 @@ def process_object(
     owner = str(uuid.uuid4())
     claim = jobs.claim(job, owner, config.lease_seconds)
     if claim.outcome == "duplicate":
+        if claim.job.status in TERMINAL and not claim.job.extra.get("notified"):
+            notify(jobs, job_id, config)  # the first delivery finished but failed to notify
         logger.info(
             "duplicate delivery: job already handled", extra={"job_id": job_id, "status": claim.job.status}
         )
@@ -200,25 +202,49 @@ def _run(
     seconds = time.perf_counter() - started
     routing.observe(model.name, size, counts["records"], time.perf_counter() - inference_started)
     summary = _summary(job, "COMPLETED", counts, started_at, seconds, config)
-    s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
-    finished = jobs.transition(
-        job.job_id,
-        "COMPLETED",
-        owner=owner,
-        allowed_from=("RUNNING",),
-        fields={**counts, "model_version": model.version, "backend": "lambda"},
-    )
+    try:
+        s3.put_bytes(
+            ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json"
+        )
+        finished = jobs.transition(
+            job.job_id,
+            "COMPLETED",
+            owner=owner,
+            allowed_from=("RUNNING",),
+            fields={**counts, "model_version": model.version, "backend": "lambda"},
+        )
+    except BaseException as exc:  # release the claim, so a redelivery is not refused as busy
+        jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
+        raise _transient_or(exc) from exc
     if finished:
-        job.status = "COMPLETED"
-        job.records, job.predictions, job.errors = counts["records"], counts["predictions"], counts["errors"]
-        publish_job(config.notify_topic_arn, job.public())
+        notify(jobs, job.job_id, config)
     logger.info("completed", extra={"job_id": job.job_id, **counts, "seconds": round(seconds, 3)})
     return IngestResult("completed", job.job_id, counts=counts, output=job.output)
 
 
+def notify(jobs: JobStore, job_id: str, config: Settings) -> None:
+    """Publish a terminal job's stored record, then mark it notified.
+
+    Notifications are at least once: a failed publish raises (the message is redelivered and
+    the duplicate path publishes again); a crash between publish and mark may repeat one.
+    """
+    stored = jobs.get(job_id)
+    if stored is None:
+        return
+    try:
+        publish_job(config.notify_topic_arn, stored.public())
+    except BaseException as exc:
+        raise _transient_or(exc) from exc
+    jobs.transition(job_id, stored.status, allowed_from=(stored.status,), fields={"notified": True})
+
+
 def _route(job: Job, owner: str, backend: str, reason: str, jobs: JobStore) -> IngestResult:
     jobs.transition(
-        job.job_id, "ROUTED", owner=owner, allowed_from=("RUNNING",), fields={"backend": backend, "error": ""}
+        job.job_id,
+        "ROUTED",
+        owner=owner,
+        allowed_from=("RUNNING",),
+        fields={"backend": backend, "error": "", "route_reason": reason},
     )
     logger.info("routed to batch", extra={"job_id": job.job_id, "backend": backend, "reason": reason})
     return IngestResult("routed", job.job_id, reason=reason)
@@ -248,9 +274,7 @@ def _fail(
     if jobs.transition(
         job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     ):
-        job.status = "FAILED"
-        job.error = message
-        publish_job(config.notify_topic_arn, job.public())
+        notify(jobs, job.job_id, config)
     logger.warning("failed", extra={"job_id": job.job_id, "error": message})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 

@@ -67,6 +67,7 @@ class Job:
             "summary": self.summary or None,
             "counts": {"records": self.records, "predictions": self.predictions, "errors": self.errors},
             "error": self.error or None,
+            "route_reason": self.extra.get("route_reason"),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
