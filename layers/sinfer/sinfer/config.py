@@ -40,6 +40,24 @@ class Settings:
     lambda_memory_mb: int
     lease_seconds: int
     presign_seconds: int
+    # Batch (issue 4): quotas are configurable because they differ by account and model.
+    batch_prefix: str
+    batch_submit_function: str
+    batch_max_concurrent_jobs: int
+    batch_max_attempts: int
+    bedrock_role_arn: str
+    bedrock_kms_key_id: str
+    bedrock_timeout_hours: int
+    bedrock_min_records: int
+    bedrock_max_records: int
+    bedrock_max_file_bytes: int
+    bedrock_max_job_bytes: int
+    sagemaker_role_arn: str
+    sagemaker_image_uri: str
+    sagemaker_instance_type: str
+    sagemaker_max_records: int
+    sagemaker_max_file_bytes: int
+    sagemaker_max_payload_mb: int
 
     @property
     def lambda_gb(self) -> float:
@@ -64,6 +82,23 @@ def settings() -> Settings:
         lambda_memory_mb=_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 1769),
         lease_seconds=_int("JOB_LEASE_SECONDS", 900),
         presign_seconds=_int("PRESIGN_SECONDS", 3600),
+        batch_prefix=os.environ.get("BATCH_PREFIX", "batch/"),
+        batch_submit_function=os.environ.get("BATCH_SUBMIT_FUNCTION", ""),
+        batch_max_concurrent_jobs=_int("BATCH_MAX_CONCURRENT_JOBS", 20),
+        batch_max_attempts=_int("BATCH_MAX_ATTEMPTS", 3),
+        bedrock_role_arn=os.environ.get("BEDROCK_ROLE_ARN", ""),
+        bedrock_kms_key_id=os.environ.get("BEDROCK_KMS_KEY_ID", ""),
+        bedrock_timeout_hours=_int("BEDROCK_TIMEOUT_HOURS", 72),
+        bedrock_min_records=_int("BEDROCK_MIN_RECORDS", 100),
+        bedrock_max_records=_int("BEDROCK_MAX_RECORDS", 50_000),
+        bedrock_max_file_bytes=_int("BEDROCK_MAX_FILE_BYTES", 1_000_000_000),
+        bedrock_max_job_bytes=_int("BEDROCK_MAX_JOB_BYTES", 5_000_000_000),
+        sagemaker_role_arn=os.environ.get("SAGEMAKER_ROLE_ARN", ""),
+        sagemaker_image_uri=os.environ.get("SAGEMAKER_IMAGE_URI", ""),
+        sagemaker_instance_type=os.environ.get("SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
+        sagemaker_max_records=_int("SAGEMAKER_MAX_RECORDS", 500_000),
+        sagemaker_max_file_bytes=_int("SAGEMAKER_MAX_FILE_BYTES", 1_000_000_000),
+        sagemaker_max_payload_mb=_int("SAGEMAKER_MAX_PAYLOAD_MB", 6),
     )
 
 

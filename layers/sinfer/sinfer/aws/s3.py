@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,40 @@ def presign(method: str, bucket: str, key: str, expires: int, content_type: str 
 def copy(source: S3Uri, bucket: str, key: str) -> None:
     """Server-side copy (multipart for objects over 5 GB)."""
     client("s3").copy({"Bucket": source.bucket, "Key": source.key}, bucket, key)
+
+
+class _RawStream(io.RawIOBase):
+    """A botocore StreamingBody as a raw stream, so io.BufferedReader can split lines."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(min(len(buffer), CHUNK))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def iter_lines(bucket: str, key: str) -> Iterator[bytes]:
+    """An object's lines, streamed in bounded chunks (newline kept, as file iteration does)."""
+    reader = io.BufferedReader(_RawStream(open_stream(bucket, key)), buffer_size=CHUNK)
+    yield from reader
+
+
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    paginator = client("s3").get_paginator("list_objects_v2")
+    keys: list[str] = []
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(entry["Key"] for entry in page.get("Contents", []))
+    return keys
+
+
+def exists(bucket: str, key: str) -> bool:
+    try:
+        head(bucket, key)
+    except S3NotFoundError:
+        return False
+    return True

@@ -1,5 +1,8 @@
 """``sinfer serve``: the real-time API on 127.0.0.1, like ``sam local start-api`` without Docker.
 
+(``sinfer serve --sagemaker`` is the other server: SageMaker's inference container contract,
+``/ping`` and ``/invocations``, for Batch Transform; see :mod:`sinfer.sagemaker.server`.)
+
 Each HTTP request becomes the event API Gateway would send (REST API payload 1.0 by default, or
 HTTP API payload 2.0; built by :mod:`sinfer.local.apigw`) and goes to predict_api's handler,
 imported once and run in this process; its proxy result becomes the HTTP response. So the code
@@ -20,10 +23,10 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from sinfer.cli import CliError, Commands
@@ -32,6 +35,7 @@ from sinfer.local.apigw import HttpResponse, PayloadVersion, api_event, to_http_
 from sinfer.local.lambda_runtime import Invocation, LocalFunction, logs_to_stderr
 
 DEFAULT_FUNCTION = "PredictApiFunction"
+DEFAULT_PORT = 3000
 # API Gateway's request size limit; larger bodies never reach the function.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 _TOO_LONG = f"HTTP content length exceeded {MAX_REQUEST_BYTES} bytes"
@@ -48,7 +52,10 @@ def register(commands: Commands) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument(
-        "-p", "--port", type=_port, default=3000, help="port (default: 3000; 0: any free one)"
+        "-p",
+        "--port",
+        type=_port,
+        help=f"port (default: {DEFAULT_PORT}; --sagemaker: $SAGEMAKER_BIND_TO_PORT or 8080; 0: any free one)",
     )
     parser.add_argument(
         "--function",
@@ -63,6 +70,23 @@ def register(commands: Commands) -> None:
         help="event format: 1.0 = REST API (as template.yaml deploys), 2.0 = HTTP API (default: 1.0)",
     )
     add_function_options(parser)
+    sagemaker = parser.add_argument_group("SageMaker container (Batch Transform)")
+    sagemaker.add_argument(
+        "--sagemaker",
+        action="store_true",
+        help="serve SageMaker's inference contract (GET /ping, POST /invocations) instead of the API",
+    )
+    sagemaker.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help="model.onnx (+ model.json) unpacked here, or a store <name>/<version>/model.onnx "
+        "(default: /opt/ml/model)",
+    )
+    sagemaker.add_argument(
+        "--model",
+        metavar="NAME[/VERSION]",
+        help="the model to serve from a store layout (default: $SINFER_MODEL, else the only one)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -199,11 +223,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 # --- running -----------------------------------------------------------------------------------
 
 
+_Server = TypeVar("_Server", bound=ThreadingHTTPServer)
+
+
 def bind(
     host: str, port: int, payload_version: PayloadVersion, invoke_lock: threading.Lock | None = None
 ) -> ApiServer:
+    return listen(host, port, lambda: ApiServer((host, port), payload_version, invoke_lock))
+
+
+def listen(host: str, port: int, create: Callable[[], _Server]) -> _Server:
+    """The server ``create`` makes, or one line saying why the port cannot be had."""
     try:
-        return ApiServer((host, port), payload_version, invoke_lock)
+        return create()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise CliError(
@@ -226,6 +258,12 @@ def _sigterm_stops() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.sagemaker:
+        return run_sagemaker(args)
+    if args.model_dir is not None or args.model is not None:
+        raise CliError("--model-dir and --model go with --sagemaker (the API takes --model-store)")
+    if args.port is None:
+        args.port = DEFAULT_PORT
     with logs_to_stderr() as stdout, _sigterm_stops():
         server = bind(args.host, args.port, args.payload_version)
         try:
@@ -240,6 +278,30 @@ def run(args: argparse.Namespace) -> int:
                     server.serve_forever()
                 except KeyboardInterrupt:
                     print("sinfer serve: stopped", file=sys.stderr)
+        finally:
+            server.server_close()
+    return 0
+
+
+def run_sagemaker(args: argparse.Namespace) -> int:
+    """The SageMaker container app: the model loads in the background while /ping says 503."""
+    from sinfer.errors import SinferError
+    from sinfer.sagemaker.server import DEFAULT_MODEL_DIR, SageMakerServer, default_port, locate_model
+
+    try:
+        location = locate_model(args.model_dir or DEFAULT_MODEL_DIR, args.model)
+    except SinferError as exc:
+        raise CliError(exc.message) from None
+    port = default_port() if args.port is None else args.port
+    with _sigterm_stops():
+        server = listen(args.host, port, lambda: SageMakerServer((args.host, port), location))
+        try:
+            server.start_loading()
+            print(f"sinfer serve: {server.url} (SageMaker container, {location.describe()})", flush=True)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                print("sinfer serve: stopped", file=sys.stderr)
         finally:
             server.server_close()
     return 0

@@ -29,6 +29,7 @@ class ModelRegistry:
         self._session_factory = session_factory
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._latest: dict[str, str] = {}
+        self._manifests: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[tuple[str, str], float] = {}
 
@@ -61,6 +62,14 @@ class ModelRegistry:
         model = LoadedModel(files, session)
         self.load_seconds[(name, version)] = time.perf_counter() - started
         return model
+
+    def manifest(self, name: str, version: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """Resolved version and raw model.json, without loading the model (cached)."""
+        resolved = self.store.resolve_version(name, version)
+        key = (name, resolved)
+        if key not in self._manifests:
+            self._manifests[key] = self.store.read_manifest(name, resolved)
+        return resolved, self._manifests[key]
 
     def is_loaded(self, name: str, version: str | None = None) -> bool:
         if version is None:

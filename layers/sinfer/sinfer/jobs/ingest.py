@@ -153,7 +153,13 @@ def _run(
     started = time.perf_counter()
     started_at = now_iso()
     try:
-        model = registry.get(job.model, job.model_version or None)
+        version, manifest = registry.manifest(job.model, job.model_version or None)
+        if manifest is not None and _is_foundation_model(manifest):
+            # A foundation-model entry never runs in Lambda: Bedrock batch (or InvokeModel for a
+            # remainder under Bedrock's minimum job size) takes the whole file.
+            job.model_version = version
+            return _route(job, owner, "bedrock", "a foundation model: Bedrock batch inference", jobs)
+        model = registry.get(job.model, version)
     except SinferError as exc:
         return _fail(job, owner, exc, config, jobs, started, started_at, ref)
     job.model_version = model.version
@@ -222,6 +228,12 @@ def _run(
     return IngestResult("completed", job.job_id, counts=counts, output=job.output)
 
 
+def _is_foundation_model(manifest: dict[str, Any]) -> bool:
+    from sinfer.batch.bedrock.entry import is_bedrock_manifest
+
+    return is_bedrock_manifest(manifest)
+
+
 def notify(jobs: JobStore, job_id: str, config: Settings) -> None:
     """Publish a terminal job's stored record, then mark it notified.
 
@@ -244,9 +256,20 @@ def _route(job: Job, owner: str, backend: str, reason: str, jobs: JobStore) -> I
         "ROUTED",
         owner=owner,
         allowed_from=("RUNNING",),
-        fields={"backend": backend, "error": "", "route_reason": reason},
+        fields={
+            "backend": backend,
+            "error": "",
+            "route_reason": reason,
+            "lane": "files",
+            "model_version": job.model_version,
+        },
     )
-    logger.info("routed to batch", extra={"job_id": job.job_id, "backend": backend, "reason": reason})
+    from sinfer.batch.trigger import request_submit
+
+    how = request_submit(job.job_id)
+    logger.info(
+        "routed to batch", extra={"job_id": job.job_id, "backend": backend, "reason": reason, "via": how}
+    )
     return IngestResult("routed", job.job_id, reason=reason)
 
 

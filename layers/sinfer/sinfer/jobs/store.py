@@ -184,3 +184,48 @@ class JobStore:
                 return False
             raise
         return True
+
+    # --- batch: indexes over status/lane and parent ----------------------------------------
+
+    STATUS_INDEX = "status-lane"
+    PARENT_INDEX = "parent-job"
+
+    def _query(
+        self,
+        index: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,  # status and parent are DynamoDB reserved words
+            "ExpressionAttributeValues": _serialize(values),
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = max(1, limit - len(items))
+            page = self.ddb.query(**kwargs)
+            items.extend(_deserialize(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+                return items[:limit] if limit is not None else items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def by_status(self, status: str, lane: str | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs in a status (shards and batch files carry a ``lane``; only they are indexed)."""
+        if lane is None:
+            items = self._query(self.STATUS_INDEX, "#s = :s", {"#s": "status"}, {":s": status}, limit)
+        else:
+            names, values = {"#s": "status", "#l": "lane"}, {":s": status, ":l": lane}
+            items = self._query(self.STATUS_INDEX, "#s = :s AND #l = :l", names, values, limit)
+        return [Job.from_item(item) for item in items]
+
+    def children(self, parent: str) -> list[Job]:
+        """A batch file's shards, read back consistently (the index itself is eventually consistent)."""
+        found = self._query(self.PARENT_INDEX, "#p = :p", {"#p": "parent"}, {":p": parent})
+        fresh = [self.get(str(item["job_id"])) for item in found]
+        return sorted((c for c in fresh if c is not None), key=lambda c: c.job_id)

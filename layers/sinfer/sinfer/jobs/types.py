@@ -6,7 +6,18 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
-JobStatus = Literal["PENDING", "QUEUED", "RUNNING", "ROUTED", "SUBMITTED", "COMPLETED", "FAILED"]
+JobStatus = Literal[
+    "PENDING",  # waiting for an upload (POST /jobs with "upload")
+    "QUEUED",  # waiting to run: a file for s3_ingest, or a batch shard for a free quota slot
+    "RUNNING",  # s3_ingest holds it
+    "ROUTED",  # too large for Lambda: handed to batch_submit
+    "SUBMITTING",  # a shard being submitted to its backend
+    "SUBMITTED",  # a file whose shards are out / a shard its backend is running
+    "COLLECTING",  # a finished shard whose outputs are being read
+    "MERGING",  # all shards done: the merged results are being written
+    "COMPLETED",
+    "FAILED",
+]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED"})
 Backend = Literal["lambda", "sagemaker", "bedrock", "local"]
 

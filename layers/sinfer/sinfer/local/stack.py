@@ -53,6 +53,7 @@ class StackConfig:
     models: Path = Path("models")
     template: Path = Path("template.yaml")
     extra_env: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False  # no per-request access logs (the demo prints its own story)
 
 
 @dataclass(slots=True)
@@ -136,7 +137,11 @@ class LocalStack:
                 raise StackError(
                     f"port {port} on {self.config.host} ({name}) is already in use; pick another"
                 )
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
 
         self._moto = ThreadedMotoServer(ip_address=self.config.host, port=self.config.aws_port, verbose=False)
         self._moto.start()
@@ -306,6 +311,13 @@ class LocalStack:
         from sinfer.cli.serve import bind
 
         server = bind(self.config.host, self.config.api_port, "1.0", invoke_lock=self.lock)
+        if self.config.quiet:
+
+            class QuietHandler(server.RequestHandlerClass):  # type: ignore[name-defined,misc]
+                def log_message(self, format: str, *args: Any) -> None:
+                    return None
+
+            server.RequestHandlerClass = QuietHandler
         server.function = self._functions["PredictApiFunction"]
         self._api = server
         self._spawn("sinfer-api", server.serve_forever)

@@ -15,6 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
 from sinfer.model.manifest import Manifest
@@ -69,6 +70,10 @@ class ModelStore(ABC):
     def fetch(self, name: str, version: str) -> ModelFiles:
         """Make the version available locally and verify it; raise ModelNotFoundError if absent."""
 
+    @abstractmethod
+    def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
+        """The raw model.json of a version (None without one), without fetching the model."""
+
     def resolve_version(self, name: str, version: str | None) -> str:
         """The requested version, or the highest one when none is given."""
         check_name("model name", name)
@@ -109,16 +114,33 @@ class LocalModelStore(ModelStore):
         folder = self.root / check_name("model name", name)
         if not folder.is_dir():
             return []
+        # A version is an ONNX model, or a manifest alone (a Bedrock foundation-model entry).
         return [
             p.name
             for p in folder.iterdir()
-            if p.is_dir() and _SAFE_NAME.match(p.name) and (p / "model.onnx").is_file()
+            if p.is_dir()
+            and _SAFE_NAME.match(p.name)
+            and ((p / "model.onnx").is_file() or (p / "model.json").is_file())
         ]
+
+    def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
+        path = self.root / check_name("model name", name) / check_name("version", version) / "model.json"
+        if not path.is_file():
+            return None
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{path}: expected a JSON object")
+        return raw
 
     def fetch(self, name: str, version: str) -> ModelFiles:
         folder = self.root / check_name("model name", name) / check_name("version", version)
         onnx_path = folder / "model.onnx"
         if not onnx_path.is_file():
+            if (folder / "model.json").is_file():
+                raise ModelNotFoundError(_manifest_only(name, version))
             raise ModelNotFoundError(f"model {name!r} version {version!r} not found")
         manifest_path = folder / "model.json"
         manifest = Manifest.load(manifest_path) if manifest_path.is_file() else Manifest.empty()
@@ -146,6 +168,20 @@ class S3ModelStore(ModelStore):
         prefix = f"{self.prefix}{check_name('model name', name)}/"
         return [v for v in s3.list_common_prefixes(self.bucket, prefix) if _SAFE_NAME.match(v)]
 
+    def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
+        from sinfer.aws import s3
+
+        key = f"{self.prefix}{check_name('model name', name)}/{check_name('version', version)}/model.json"
+        try:
+            raw = json.loads(s3.get_bytes(self.bucket, key))
+        except s3.S3NotFoundError:
+            return None
+        except ValueError as exc:
+            raise ManifestError(f"s3://{self.bucket}/{key} is not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ManifestError(f"s3://{self.bucket}/{key}: expected a JSON object")
+        return raw
+
     def fetch(self, name: str, version: str) -> ModelFiles:
         from sinfer.aws import s3
 
@@ -171,6 +207,8 @@ class S3ModelStore(ModelStore):
         try:
             actual = s3.download_verified(self.bucket, key + "model.onnx", onnx_path)
         except s3.S3NotFoundError as exc:
+            if raw_manifest is not None:
+                raise ModelNotFoundError(_manifest_only(name, version)) from exc
             raise ModelNotFoundError(f"model {name!r} version {version!r} not found") from exc
         try:
             _verify(files, actual)
@@ -178,6 +216,13 @@ class S3ModelStore(ModelStore):
             onnx_path.unlink(missing_ok=True)
             raise
         return files
+
+
+def _manifest_only(name: str, version: str) -> str:
+    return (
+        f"model {name!r} version {version!r} has a model.json but no model.onnx: a foundation-model "
+        f"entry serves through batch jobs (upload to inputs/{name}/ or POST /jobs), not in real time"
+    )
 
 
 def open_store(uri: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> ModelStore:

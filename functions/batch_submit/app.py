@@ -1,0 +1,15 @@
+"""batch_submit: shard a routed file for Bedrock batch or SageMaker Batch Transform, and submit."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sinfer.batch.handlers import handle_submit
+from sinfer.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_submit(event)

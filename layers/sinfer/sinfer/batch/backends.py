@@ -1,0 +1,326 @@
+"""Batch backends behind one small interface: Bedrock, SageMaker, and the local emulator.
+
+A backend submits one shard (one input file) as one job named after the shard's job id, so
+resubmitting is idempotent (Bedrock's ``clientRequestToken``; SageMaker's unique job names)
+and a state-change event names the shard it belongs to. It can also tell a shard's status,
+for the sweeper that reconciles jobs whose events never arrived.
+
+The local backend (``BATCH_BACKEND=local``) is an emulator, and says so: Bedrock-format shards
+are answered by the deterministic per-family stand-in of :mod:`sinfer.batch.bedrock.emulator`;
+SageMaker-format shards are run by driving the real ``sinfer serve --sagemaker`` app over HTTP
+on loopback, in mini-batches of lines, as Batch Transform does. Both write the real output
+layout and then emit the same EventBridge events the services would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sinfer.aws import bedrock as bedrock_api
+from sinfer.aws import s3
+from sinfer.aws import sagemaker as sagemaker_api
+from sinfer.batch.bedrock.entry import BedrockEntry
+from sinfer.config import Settings
+from sinfer.jobs.types import Job
+from sinfer.observability import logger
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a file's shards run on."""
+
+    kind: str  # "bedrock" or "sagemaker"
+    model: str
+    version: str
+    lane: str  # the quota this shard counts against
+    entry: BedrockEntry | None = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def submit(self, shard: Job, target: Target) -> str:
+        """Start the shard's job; returns the backend's job id (ARN or name)."""
+
+    def status(self, shard: Job) -> tuple[str, str]:
+        """The backend's status for the shard's job, and its message."""
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+class BedrockBackend:
+    name = "bedrock"
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+
+    def submit(self, shard: Job, target: Target) -> str:
+        assert target.entry is not None
+        return bedrock_api.create_job(
+            name=shard.job_id,
+            token=shard.job_id,
+            model_id=target.entry.model_id,
+            role_arn=self.config.bedrock_role_arn,
+            input_uri=shard.input,
+            output_uri=shard.output,
+            timeout_hours=self.config.bedrock_timeout_hours,
+            kms_key_id=self.config.bedrock_kms_key_id,
+        )
+
+    def status(self, shard: Job) -> tuple[str, str]:
+        job = bedrock_api.get_job(str(shard.extra.get("backend_job") or shard.job_id))
+        return job.status, job.message
+
+
+def model_package_key(config: Settings, model: str, version: str) -> str:
+    return f"{config.batch_prefix}models/{model}/{version}/model.tar.gz"
+
+
+def sagemaker_model_name(model: str, version: str) -> str:
+    safe = "".join(c if c.isalnum() else "-" for c in f"sinfer-{model}-{version}")
+    return safe[:63].strip("-")
+
+
+class SageMakerBackend:
+    name = "sagemaker"
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+
+    def _package(self, target: Target) -> str:
+        """model.tar.gz (model.onnx + model.json) for the container's /opt/ml/model, made once."""
+        from sinfer.inference.registry import default_registry
+
+        key = model_package_key(self.config, target.model, target.version)
+        if not s3.exists(self.config.data_bucket, key):
+            files = default_registry().store.fetch(target.model, target.version)
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+                tar.add(files.onnx_path, arcname="model.onnx")
+                manifest = files.onnx_path.with_name("model.json")
+                if manifest.is_file():
+                    tar.add(manifest, arcname="model.json")
+            s3.put_bytes(self.config.data_bucket, key, buffer.getvalue(), "application/gzip")
+        return s3_uri(self.config.data_bucket, key)
+
+    def submit(self, shard: Job, target: Target) -> str:
+        model_name = sagemaker_model_name(target.model, target.version)
+        sagemaker_api.ensure_model(
+            model_name, self.config.sagemaker_image_uri, self._package(target), self.config.sagemaker_role_arn
+        )
+        return sagemaker_api.create_transform_job(
+            name=shard.job_id,
+            model_name=model_name,
+            input_uri=shard.input,
+            output_uri=shard.output,
+            instance_type=self.config.sagemaker_instance_type,
+            max_payload_mb=self.config.sagemaker_max_payload_mb,
+        )
+
+    def status(self, shard: Job) -> tuple[str, str]:
+        job = sagemaker_api.describe_transform_job(shard.job_id)
+        return job.status, job.message
+
+
+def bedrock_event(name: str, arn: str, status: str, message: str = "") -> dict[str, Any]:
+    """A "Batch Inference Job State Change" event as EventBridge delivers it."""
+    return {
+        "version": "0",
+        "id": f"local-{name}-{status}",
+        "detail-type": "Batch Inference Job State Change",
+        "source": "aws.bedrock",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "version": "0.0",
+            "accountId": "123456789012",
+            "batchJobName": name,
+            "batchJobArn": arn,
+            "status": status,
+            "failureMessage": message,
+        },
+    }
+
+
+def sagemaker_event(name: str, status: str, message: str = "") -> dict[str, Any]:
+    """A "SageMaker Transform Job State Change" event (its times are epoch milliseconds)."""
+    detail: dict[str, Any] = {
+        "TransformJobName": name,
+        "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}",
+        "TransformJobStatus": status,
+        "CreationTime": 1767225600000,
+        "TransformEndTime": 1767225660000,
+    }
+    if message:
+        detail["FailureReason"] = message
+    return {
+        "version": "0",
+        "id": f"local-{name}-{status}",
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-01-01T00:01:00Z",
+        "region": "us-east-1",
+        "resources": [detail["TransformJobArn"]],
+        "detail": detail,
+    }
+
+
+class _LocalTransformServer:
+    """The real SageMaker container app (``sinfer serve --sagemaker``), on a loopback port."""
+
+    _lock = threading.Lock()
+    _servers: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def url_for(cls, target: Target) -> str:
+        from sinfer.sagemaker.server import start_in_thread
+
+        key = (target.model, target.version)
+        with cls._lock:
+            if key not in cls._servers:
+                from sinfer.inference.registry import default_registry
+
+                model = default_registry().get(target.model, target.version)
+                cls._servers[key] = start_in_thread(model)
+            return cls._servers[key]
+
+
+class LocalBackend:
+    """Emulator of both services (named as one in every event id and log line)."""
+
+    name = "local"
+
+    def __init__(self, config: Settings, sink: EventSink | None = None) -> None:
+        self.config = config
+        self.sink = sink
+        self.pending: list[dict[str, Any]] = []  # events waiting for a collector, without a sink
+        self._status: dict[str, tuple[str, str]] = {}
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.sink is not None:
+            self.sink(event)
+        else:
+            self.pending.append(event)
+
+    def submit(self, shard: Job, target: Target) -> str:
+        logger.info("local batch emulator: running shard", extra={"shard": shard.job_id, "kind": target.kind})
+        if target.kind == "bedrock":
+            return self._bedrock(shard, target)
+        return self._sagemaker(shard, target)
+
+    def _bedrock(self, shard: Job, target: Target) -> str:
+        from sinfer.batch.bedrock.emulator import EmulatedJobError, run_local_job
+
+        assert target.entry is not None
+        arn = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{shard.job_id}"
+        try:
+            run_local_job([shard.input], shard.output, shard.job_id, target.entry)
+            status, message = "Completed", ""
+        except EmulatedJobError as exc:
+            status, message = "Failed", str(exc)
+        self._status[shard.job_id] = (status, message)
+        self._emit(bedrock_event(shard.job_id, arn, status, message))
+        return arn
+
+    def _sagemaker(self, shard: Job, target: Target) -> str:
+        url = _LocalTransformServer.url_for(target)
+        source = s3.S3Uri.parse(shard.input)
+        out = s3.S3Uri.parse(shard.output.rstrip("/") + "/" + source.key.rsplit("/", 1)[-1] + ".out")
+        from sinfer.records import S3JsonlWriter
+
+        writer = S3JsonlWriter(out.bucket, out.key)
+        limit = self.config.sagemaker_max_payload_mb * 1024 * 1024
+        batch: list[bytes] = []
+        size = 0
+        try:
+            for line in s3.iter_lines(source.bucket, source.key):
+                if batch and size + len(line) > limit:
+                    _post_lines(url, batch, writer)
+                    batch, size = [], 0
+                batch.append(line if line.endswith(b"\n") else line + b"\n")
+                size += len(line)
+            if batch:
+                _post_lines(url, batch, writer)
+            writer.close()
+            status, message = "Completed", ""
+        except Exception as exc:
+            writer.abort()
+            status, message = "Failed", f"local transform failed: {exc}"
+        self._status[shard.job_id] = (status, message)
+        self._emit(sagemaker_event(shard.job_id, status, message))
+        return shard.job_id
+
+    def status(self, shard: Job) -> tuple[str, str]:
+        return self._status.get(shard.job_id, ("InProgress", ""))
+
+
+def _post_lines(url: str, lines: list[bytes], writer: Any) -> None:
+    """One /invocations call with several lines, as BatchStrategy MultiRecord sends them."""
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL of our own server
+        url + "/invocations",
+        data=b"".join(lines),
+        method="POST",
+        headers={"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
+        body = response.read()
+    answers = [line for line in body.split(b"\n") if line]
+    if len(answers) != len(lines):
+        raise RuntimeError(f"the container answered {len(answers)} lines for {len(lines)}")
+    for answer in answers:
+        writer.write(answer + b"\n")
+
+
+def realtime_bedrock(shard: Job, entry: BedrockEntry, config: Settings, *, emulate: bool) -> tuple[int, int]:
+    """Run a shard under Bedrock's job minimum record by record (InvokeModel, or the emulator).
+
+    Writes ``<output>/realtime/input.jsonl.out`` in Bedrock's batch output format, so the
+    collector reads it like any job's output. Returns (successes, errors).
+    """
+    from sinfer.batch.bedrock.families import batch_output_line
+    from sinfer.records import S3JsonlWriter
+
+    source = s3.S3Uri.parse(shard.input)
+    out = s3.S3Uri.parse(shard.output.rstrip("/") + "/realtime/input.jsonl.out")
+    writer = S3JsonlWriter(out.bucket, out.key)
+    ok = errors = 0
+    try:
+        for raw in s3.iter_lines(source.bucket, source.key):
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            rid, model_input = line["recordId"], line["modelInput"]
+            try:
+                if emulate:
+                    from sinfer.batch.bedrock.emulator import emulate as run
+
+                    output = run(entry, model_input)
+                else:
+                    output = bedrock_api.invoke_model(entry.model_id, model_input)
+                writer.write(batch_output_line(rid, model_input, output))
+                ok += 1
+            except Exception as exc:  # a record the model refused: an error line, like a batch job's
+                code = getattr(exc, "code", None) or (getattr(exc, "response", None) or {}).get(
+                    "Error", {}
+                ).get("Code", "InvokeModelError")
+                writer.write(batch_output_line(rid, model_input, error=(code, str(exc)[:1000])))
+                errors += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return ok, errors

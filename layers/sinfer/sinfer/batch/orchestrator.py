@@ -1,0 +1,713 @@
+"""Batch orchestration: submit a file as shards, respect quotas, collect, join, retry, merge.
+
+The life of a batch file (a "parent" job in the jobs table)::
+
+    ROUTED ─ submit() ─▶ SUBMITTED ─ (every shard terminal) ─▶ MERGING ─▶ COMPLETED / FAILED
+
+and of each of its shards (one backend job each, id ``<parent>-s0003``; retries
+``<parent>-s0003-r1``)::
+
+    QUEUED ─ dispatch() ─▶ SUBMITTING ─▶ SUBMITTED ─ (state change) ─▶ COLLECTING ─▶ COMPLETED / FAILED
+
+Every status change is a conditional write, so duplicate and out-of-order events are harmless:
+only the first terminal event for a SUBMITTED shard collects it, and only one collector merges.
+Shards wait as QUEUED while their lane (a Bedrock model, or SageMaker) has as many jobs in
+flight as ``BATCH_MAX_CONCURRENT_JOBS``; throttling and quota errors put them back to wait.
+EventBridge delivery is best effort, so :func:`sweep` (on a schedule) asks the backends about
+every in-flight shard, re-drives stuck submissions and finishes merges that were missed.
+
+Failed records (Bedrock error lines, records a Failed/Stopped/Expired/PartiallyCompleted job
+never reached, or a whole SageMaker shard whose job failed) are retried as a new shard, up to
+``BATCH_MAX_ATTEMPTS`` in all; what still fails is reported as error lines. "Completed" is not
+taken on trust: the output lines decide, record by record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinfer.aws import s3
+from sinfer.aws.bedrock import TERMINAL_STATUSES as BEDROCK_TERMINAL
+from sinfer.aws.bedrock import QuotaError
+from sinfer.aws.sagemaker import TERMINAL_STATUSES as SAGEMAKER_TERMINAL
+from sinfer.batch.backends import (
+    Backend,
+    BedrockBackend,
+    EventSink,
+    LocalBackend,
+    SageMakerBackend,
+    Target,
+    realtime_bedrock,
+    s3_uri,
+)
+from sinfer.batch.shards import Limits, Plan, json_ready, read_index, write_shards
+from sinfer.config import Settings, settings
+from sinfer.errors import SinferError
+from sinfer.inference.registry import ModelRegistry, default_registry
+from sinfer.jobs.store import JobStore, now_iso
+from sinfer.jobs.types import Job
+from sinfer.observability import logger
+from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records
+from sinfer.records.types import Record
+
+TERMINAL_SHARD = frozenset({"COMPLETED", "FAILED"})
+STUCK_SUBMITTING_SECONDS = 900
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything the orchestrator touches, injectable for tests."""
+
+    config: Settings
+    jobs: JobStore
+    registry: ModelRegistry
+    backend: Backend
+    draining: bool = False
+
+    @classmethod
+    def default(cls, sink: EventSink | None = None) -> Context:
+        config = settings()
+        backend: Backend
+        if config.default_batch_backend == "local":
+            backend = LocalBackend(config, sink or _local_sink)
+        elif config.default_batch_backend == "bedrock":
+            backend = BedrockBackend(config)
+        else:
+            backend = SageMakerBackend(config)
+        return cls(
+            config, JobStore(config.jobs_table, ttl_days=config.job_ttl_days), default_registry(), backend
+        )
+
+    def backend_for(self, target: Target) -> Backend:
+        """The emulator stands in for both services; otherwise each kind has its own service."""
+        if isinstance(self.backend, LocalBackend):
+            return self.backend
+        if target.kind == "bedrock":
+            return BedrockBackend(self.config)
+        return SageMakerBackend(self.config)
+
+
+_local_sink: EventSink | None = None
+
+
+def set_local_sink(sink: EventSink | None) -> None:
+    """Where the local emulator sends its state-change events (the embedded stack's batch_collect)."""
+    global _local_sink
+    _local_sink = sink
+
+
+def _drain(ctx: Context) -> None:
+    """Without a sink, the emulator's events wait in its backend: collect them here, in order."""
+    backend = ctx.backend
+    if not isinstance(backend, LocalBackend) or backend.sink is not None or ctx.draining:
+        return
+    ctx.draining = True
+    try:
+        while backend.pending:
+            handle_state_change(backend.pending.pop(0), ctx)
+    finally:
+        ctx.draining = False
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+def target_for(job: Job, ctx: Context) -> Target:
+    """Bedrock for a foundation-model entry; SageMaker (the ONNX container) for an ONNX model."""
+    from sinfer.batch.bedrock.entry import BedrockEntry, is_bedrock_manifest
+
+    version, raw = ctx.registry.manifest(job.model, job.model_version or None)
+    if raw is not None and is_bedrock_manifest(raw):
+        entry = BedrockEntry.from_manifest(raw)
+        return Target("bedrock", job.model, version, f"bedrock:{entry.model_id}", entry)
+    return Target("sagemaker", job.model, version, f"sagemaker:{ctx.config.sagemaker_instance_type}")
+
+
+def _line_builder(target: Target) -> Callable[[Record], tuple[bytes, str | None]]:
+    if target.kind == "bedrock":
+        from sinfer.batch.bedrock.families import batch_input_line, build_model_input, record_id
+
+        entry = target.entry
+        assert entry is not None
+
+        def bedrock_line(record: Record) -> tuple[bytes, str | None]:
+            rid = record_id(record.index)
+            return batch_input_line(rid, build_model_input(entry, record.value)), rid
+
+        return bedrock_line
+
+    def instance_line(record: Record) -> tuple[bytes, str | None]:
+        # {"instance": ...} is unambiguous for the container, whatever the instance's keys.
+        doc = {"instance": json_ready(record.value)}
+        return json.dumps(doc, separators=(",", ":")).encode("utf-8") + b"\n", None
+
+    return instance_line
+
+
+def _limits(target: Target, config: Settings) -> Limits:
+    if target.kind == "bedrock":
+        return Limits(
+            max_records=config.bedrock_max_records,
+            max_bytes=min(config.bedrock_max_file_bytes, config.bedrock_max_job_bytes),
+            min_records=config.bedrock_min_records,
+        )
+    return Limits(max_records=config.sagemaker_max_records, max_bytes=config.sagemaker_max_file_bytes)
+
+
+# --- submit --------------------------------------------------------------------------------------
+
+
+def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
+    """Prepare a ROUTED file's shards and start as many as its lane allows."""
+    ctx = ctx or Context.default()
+    job = ctx.jobs.get(job_id)
+    if job is None:
+        return {"job_id": job_id, "status": "unknown job"}
+    if job.status != "ROUTED":
+        return {"job_id": job_id, "status": job.status, "note": "already submitted"}
+    try:
+        target = target_for(job, ctx)
+    except SinferError as exc:
+        _fail_parent(job, f"{exc.code}: {exc.message}", ctx)
+        return {"job_id": job_id, "status": "FAILED", "error": exc.message}
+    source = s3.S3Uri.parse(job.input)
+    work = f"{ctx.config.batch_prefix}{job.job_id}/"
+    try:
+        head = s3.head(source.bucket, source.key)
+        records = read_records(s3.open_stream(source.bucket, source.key), source.key, head.get("ContentType"))
+        plan = write_shards(
+            records,
+            _line_builder(target),
+            bucket=ctx.config.data_bucket,
+            work_prefix=work,
+            limits=_limits(target, ctx.config),
+        )
+    except SinferError as exc:
+        _fail_parent(job, f"{exc.code}: {exc.message}", ctx)
+        return {"job_id": job_id, "status": "FAILED", "error": exc.message}
+    _create_shards(job, target, plan, ctx)
+    moved = ctx.jobs.transition(
+        job.job_id,
+        "SUBMITTED",
+        allowed_from=("ROUTED",),
+        fields={
+            "backend": target.kind,
+            "lane": "files",
+            "shards": len(plan.shards),
+            "work": s3_uri(ctx.config.data_bucket, work),
+            "records": plan.records,
+            "model_version": target.version,
+        },
+    )
+    if not moved:  # another submitter won; its shards are the same, created idempotently
+        return {"job_id": job_id, "status": "SUBMITTED", "note": "submitted concurrently"}
+    for shard in plan.shards:
+        if shard.realtime and shard.sent:
+            _run_realtime(f"{job.job_id}-{shard.name}", target, ctx)
+    dispatch(target, ctx)
+    _drain(ctx)
+    maybe_merge(job.job_id, ctx)
+    return {"job_id": job_id, "status": "SUBMITTED", "shards": len(plan.shards), "records": plan.records}
+
+
+def _create_shards(parent: Job, target: Target, plan: Plan, ctx: Context) -> None:
+    bucket = ctx.config.data_bucket
+    for shard in plan.shards:
+        child = Job(
+            job_id=f"{parent.job_id}-{shard.name}",
+            model=parent.model,
+            status="QUEUED"
+            if shard.sent and not shard.realtime
+            else ("SUBMITTED" if shard.sent else "COMPLETED"),
+            input=s3_uri(bucket, shard.input_key),
+            output=s3_uri(bucket, shard.output_prefix),
+            model_version=target.version,
+            backend=target.kind,
+            records=shard.sent,
+            extra={
+                "parent": parent.job_id,
+                "lane": "realtime" if shard.realtime else target.lane,
+                "shard": shard.index,
+                "attempt": 1,
+                "index_key": shard.index_key,
+                "realtime": shard.realtime,
+            },
+        )
+        ctx.jobs.create(child)
+
+
+def _run_realtime(shard_id: str, target: Target, ctx: Context) -> None:
+    """A shard under Bedrock's minimum job size: InvokeModel per record (or the emulator)."""
+    shard = ctx.jobs.get(shard_id)
+    if shard is None or target.entry is None:
+        return
+    emulate = isinstance(ctx.backend, LocalBackend)
+    realtime_bedrock(shard, target.entry, ctx.config, emulate=emulate)
+    _finish_shard(shard, "Completed", "", target, ctx, allowed_from=("SUBMITTED",))
+
+
+# --- quota-aware dispatch ----------------------------------------------------------------------
+
+
+def dispatch(target: Target, ctx: Context) -> int:
+    """Submit QUEUED shards of this lane while it has free slots; returns how many started."""
+    started = 0
+    in_flight = len(ctx.jobs.by_status("SUBMITTED", target.lane)) + len(
+        ctx.jobs.by_status("SUBMITTING", target.lane)
+    )
+    slots = ctx.config.batch_max_concurrent_jobs - in_flight
+    if slots <= 0:
+        return 0
+    backend = ctx.backend_for(target)
+    for shard in ctx.jobs.by_status("QUEUED", target.lane, limit=slots):
+        if not ctx.jobs.transition(shard.job_id, "SUBMITTING", allowed_from=("QUEUED",)):
+            continue  # another dispatcher took it
+        try:
+            backend_job = backend.submit(shard, target)
+        except QuotaError as exc:
+            ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",))
+            logger.info("quota: shard waits", extra={"shard": shard.job_id, "error": str(exc)})
+            break
+        except Exception as exc:
+            if s3.is_transient(exc):
+                ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",))
+                break
+            logger.exception("shard submission refused", extra={"shard": shard.job_id})
+            _finish_shard(
+                shard, "Failed", f"submission refused: {exc}", target, ctx, allowed_from=("SUBMITTING",)
+            )
+            continue
+        # The local emulator may already have collected the shard by now; only move it forward.
+        ctx.jobs.transition(
+            shard.job_id,
+            "SUBMITTED",
+            allowed_from=("SUBMITTING",),
+            fields={"backend_job": backend_job, "submitted_at": now_iso()},
+        )
+        started += 1
+    return started
+
+
+# --- collect -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    service: str  # "bedrock" or "sagemaker"
+    name: str  # our shard id (jobs are named after it)
+    status: str
+    message: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in (BEDROCK_TERMINAL if self.service == "bedrock" else SAGEMAKER_TERMINAL)
+
+
+def parse_state_change(event: dict[str, Any]) -> StateChange | None:
+    """Bedrock and SageMaker state-change events (their detail fields and times differ)."""
+    detail = event.get("detail") or {}
+    if event.get("source") == "aws.bedrock":
+        name = detail.get("batchJobName") or detail.get("jobName")
+        arn = detail.get("batchJobArn") or detail.get("jobArn") or ""
+        status = detail.get("status") or detail.get("jobStatus")
+        if not name and arn:
+            name = str(arn).rsplit("/", 1)[-1]
+        if name and status:
+            return StateChange("bedrock", str(name), str(status), str(detail.get("failureMessage") or ""))
+    if event.get("source") == "aws.sagemaker":
+        name = detail.get("TransformJobName")
+        status = detail.get("TransformJobStatus")
+        if name and status:
+            return StateChange("sagemaker", str(name), str(status), str(detail.get("FailureReason") or ""))
+    return None
+
+
+def handle_state_change(event: dict[str, Any], ctx: Context | None = None) -> dict[str, Any]:
+    change = parse_state_change(event)
+    if change is None:
+        return {"ignored": "not a batch job state change"}
+    if not change.terminal:
+        return {"shard": change.name, "status": change.status, "note": "not terminal"}
+    ctx = ctx or Context.default()
+    shard = ctx.jobs.get(change.name)
+    if shard is None or "parent" not in shard.extra:
+        logger.info("state change for a job sinfer does not own", extra={"name": change.name})
+        return {"ignored": f"unknown job {change.name}"}
+    parent = ctx.jobs.get(str(shard.extra["parent"]))
+    if parent is None:
+        return {"ignored": f"orphan shard {change.name}"}
+    target = target_for(parent, ctx)
+    collected = _finish_shard(
+        shard, change.status, change.message, target, ctx, allowed_from=("SUBMITTED", "SUBMITTING")
+    )
+    dispatch(target, ctx)
+    _drain(ctx)
+    merged = maybe_merge(parent.job_id, ctx)
+    return {"shard": change.name, "status": change.status, "collected": collected, "merged": merged}
+
+
+@dataclass(slots=True)
+class ShardOutcomes:
+    """What one shard attempt produced, keyed like its index file's ``rid``."""
+
+    lines: dict[str, tuple[Any, dict[str, str] | None]] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
+    out = s3.S3Uri.parse(shard.output)
+    found = ShardOutcomes()
+    keys = sorted(
+        k
+        for k in s3.list_keys(out.bucket, out.key)
+        if k.endswith(".out") and not k.endswith("manifest.json.out")
+    )
+    if target.kind == "bedrock":
+        from sinfer.batch.bedrock.families import (
+            ModelOutputError,
+            parse_batch_output_line,
+            parse_model_output,
+        )
+
+        assert target.entry is not None
+        for key in keys:
+            for raw in s3.iter_lines(out.bucket, key):
+                if not raw.strip():
+                    continue
+                try:
+                    record = parse_batch_output_line(raw)
+                except ModelOutputError:
+                    continue  # an unreadable line: its record counts as missing
+                if record.model_output is None:
+                    error = {"code": f"bedrock_{record.error_code}", "message": record.error_message or ""}
+                    found.lines[record.record_id] = (None, error)
+                    continue
+                try:
+                    parsed = parse_model_output(target.entry, record.model_output)
+                except SinferError as exc:
+                    found.lines[record.record_id] = (None, {"code": exc.code, "message": exc.message})
+                    continue
+                found.input_tokens += parsed.input_tokens
+                found.output_tokens += parsed.output_tokens
+                found.lines[record.record_id] = (parsed.prediction, None)
+        return found
+    # SageMaker: <input key>.out, one line per input line, in order.
+    for key in keys:
+        for number, raw in enumerate(s3.iter_lines(out.bucket, key)):
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and "error" in doc:
+                error = (
+                    doc["error"]
+                    if isinstance(doc["error"], dict)
+                    else {"code": "error", "message": str(doc["error"])}
+                )
+                found.lines[str(number)] = (
+                    None,
+                    {"code": str(error.get("code")), "message": str(error.get("message"))},
+                )
+            elif isinstance(doc, dict) and "prediction" in doc:
+                found.lines[str(number)] = (doc["prediction"], None)
+    return found
+
+
+def _sent_keys(shard: Job) -> Iterator[tuple[str, bytes]]:
+    """(join key, input line) of every record the shard sent."""
+    source = s3.S3Uri.parse(shard.input)
+    number = 0
+    for raw in s3.iter_lines(source.bucket, source.key):
+        if not raw.strip():
+            continue
+        if shard.backend == "bedrock":
+            yield str(json.loads(raw)["recordId"]), raw
+        else:
+            yield str(number), raw
+        number += 1
+
+
+def _finish_shard(
+    shard: Job, status: str, message: str, target: Target, ctx: Context, *, allowed_from: tuple[str, ...]
+) -> bool:
+    """Collect a shard once: count its outcomes, queue a retry of what failed, mark it terminal."""
+    if not ctx.jobs.transition(shard.job_id, "COLLECTING", allowed_from=allowed_from):
+        return False  # a duplicate or late event: someone collected it already
+    outcomes = _read_outcomes(shard, target)
+    # "Completed" is not trusted: a record failed when its line is an error, or is missing.
+    failed = [
+        (key, raw) for key, raw in _sent_keys(shard) if key not in outcomes.lines or outcomes.lines[key][1]
+    ]
+    attempt = int(shard.extra.get("attempt", 1))
+    retry_id = ""
+    if failed and attempt < ctx.config.batch_max_attempts:
+        retry_id = _queue_retry(shard, failed, attempt + 1, target, ctx)
+    ok = status in ("Completed", "PartiallyCompleted")
+    ctx.jobs.transition(
+        shard.job_id,
+        "COMPLETED" if ok else "FAILED",
+        allowed_from=("COLLECTING",),
+        fields={
+            "backend_status": status,
+            "error": message,
+            "predictions": len(outcomes.lines) - sum(1 for _, e in outcomes.lines.values() if e is not None),
+            "errors": len(failed),
+            "retry": retry_id,
+            "input_tokens": outcomes.input_tokens,
+            "output_tokens": outcomes.output_tokens,
+            "collected_at": now_iso(),
+        },
+    )
+    logger.info(
+        "shard collected",
+        extra={"shard": shard.job_id, "backend_status": status, "failed": len(failed), "retry": retry_id},
+    )
+    return True
+
+
+def _queue_retry(
+    shard: Job, failed: list[tuple[str, bytes]], attempt: int, target: Target, ctx: Context
+) -> str:
+    """A new shard holding only the failed records (same keys, so the merge can join them)."""
+    parent, index = str(shard.extra["parent"]), int(shard.extra["shard"])
+    name = f"s{index:04d}-r{attempt - 1}"
+    retry_id = f"{parent}-{name}"
+    source = s3.S3Uri.parse(shard.input)
+    prefix = f"{ctx.config.batch_prefix}{parent}/{name}/"
+    writer = S3JsonlWriter(source.bucket, prefix + "input.jsonl")
+    for _, raw in failed:
+        writer.write(raw if raw.endswith(b"\n") else raw + b"\n")
+    writer.close()
+    realtime = target.kind == "bedrock" and len(failed) < ctx.config.bedrock_min_records
+    retry = Job(
+        job_id=retry_id,
+        model=shard.model,
+        status="SUBMITTED" if realtime else "QUEUED",
+        input=s3_uri(source.bucket, prefix + "input.jsonl"),
+        output=s3_uri(source.bucket, prefix + "output/"),
+        model_version=shard.model_version,
+        backend=shard.backend,
+        records=len(failed),
+        extra={
+            **{k: shard.extra[k] for k in ("parent", "shard", "index_key")},
+            "lane": "realtime" if realtime else target.lane,
+            "attempt": attempt,
+            "realtime": realtime,
+        },
+    )
+    if ctx.jobs.create(retry) and realtime:
+        _run_realtime(retry_id, target, ctx)
+    return retry_id
+
+
+# --- merge -----------------------------------------------------------------------------------------
+
+
+def maybe_merge(parent_id: str, ctx: Context) -> bool:
+    """Write the merged results once every shard (and retry) is terminal."""
+    parent = ctx.jobs.get(parent_id)
+    if parent is None or parent.status != "SUBMITTED":
+        return False
+    shards = ctx.jobs.children(parent_id)
+    expected = int(parent.extra.get("shards", 0))
+    bases = {int(s.extra.get("shard", -1)) for s in shards}
+    if len(bases) < expected or any(s.status not in TERMINAL_SHARD for s in shards):
+        return False
+    if not ctx.jobs.transition(
+        parent_id, "MERGING", allowed_from=("SUBMITTED",), fields={"lease_until": int(time.time()) + 900}
+    ):
+        return False
+    merge(parent, shards, ctx)
+    return True
+
+
+def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
+    from sinfer.jobs.ingest import ObjectLayout
+
+    layout = ObjectLayout.of(input_key, config)
+    if layout is None:  # a scheduled run over another prefix: results beside the others
+        base = f"{config.output_prefix}{input_key}"
+        return f"{base}.predictions.jsonl", f"{base}.summary.json"
+    return layout.output_key, layout.summary_key
+
+
+def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
+    """Walk every shard's index in input order; one output line per input record."""
+    from sinfer.jobs.ingest import notify
+
+    target = target_for(parent, ctx)
+    source = s3.S3Uri.parse(parent.input)
+    output_key, summary_key = output_keys(source.key, ctx.config)
+    writer = S3JsonlWriter(ctx.config.data_bucket, output_key)
+    counts = {"records": 0, "predictions": 0, "errors": 0}
+    tokens = [0, 0]
+    started = time.perf_counter()
+    by_index: dict[int, list[Job]] = {}
+    for shard in shards:
+        by_index.setdefault(int(shard.extra.get("shard", 0)), []).append(shard)
+    try:
+        for index in sorted(by_index):
+            attempts = sorted(by_index[index], key=lambda s: int(s.extra.get("attempt", 1)))
+            merged: dict[str, tuple[Any, dict[str, str] | None]] = {}
+            for attempt in attempts:
+                got = _read_outcomes(attempt, target)
+                tokens[0] += got.input_tokens
+                tokens[1] += got.output_tokens
+                for key, value in got.lines.items():
+                    if value[1] is None or key not in merged or merged[key][1] is not None:
+                        merged[key] = value  # a later success (or a later error) replaces an error
+            status = attempts[-1].extra.get("backend_status") or attempts[-1].status
+            index_key = str(attempts[0].extra["index_key"])
+            for entry in read_index(s3.iter_lines(ctx.config.data_bucket, index_key)):
+                counts["records"] += 1
+                record_id = entry.get("id")
+                if "error" in entry:
+                    writer.write(error_line(record_id, entry["error"]["code"], entry["error"]["message"]))
+                    counts["errors"] += 1
+                    continue
+                prediction, error = merged.get(str(entry["rid"]), (None, None))
+                if error is None and prediction is None and str(entry["rid"]) not in merged:
+                    error = {
+                        "code": "not_processed",
+                        "message": f"the batch job ended {status} without this record",
+                    }
+                if error is not None:
+                    writer.write(error_line(record_id, error["code"], error["message"]))
+                    counts["errors"] += 1
+                else:
+                    writer.write(prediction_line(record_id, prediction))
+                    counts["predictions"] += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        ctx.jobs.transition(parent.job_id, "SUBMITTED", allowed_from=("MERGING",))
+        raise
+    cost = _cost(target, tokens)
+    summary = {
+        "job_id": parent.job_id,
+        "status": "COMPLETED",
+        "model": parent.model,
+        "model_version": target.version,
+        "input": parent.input,
+        "output": s3_uri(ctx.config.data_bucket, output_key),
+        "counts": counts,
+        "records_match": counts["records"] == counts["predictions"] + counts["errors"],
+        "backend": target.kind
+        if not isinstance(ctx.backend, LocalBackend)
+        else f"local ({target.kind} emulator)",
+        "shards": len(by_index),
+        "retries": sum(1 for s in shards if int(s.extra.get("attempt", 1)) > 1),
+        "tokens": {"input": tokens[0], "output": tokens[1]},
+        "timings": {
+            "created_at": parent.created_at,
+            "finished_at": now_iso(),
+            "merge_seconds": round(time.perf_counter() - started, 3),
+        },
+        "cost_estimate": cost,
+    }
+    s3.put_bytes(
+        ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
+    )
+    if ctx.jobs.transition(
+        parent.job_id,
+        "COMPLETED",
+        allowed_from=("MERGING",),
+        fields={
+            **counts,
+            "output": summary["output"],
+            "summary": s3_uri(ctx.config.data_bucket, summary_key),
+            "input_tokens": tokens[0],
+            "output_tokens": tokens[1],
+        },
+    ):
+        notify(ctx.jobs, parent.job_id, ctx.config)
+    logger.info("batch file merged", extra={"job_id": parent.job_id, **counts})
+    return counts
+
+
+def _cost(target: Target, tokens: list[int]) -> dict[str, Any]:
+    if target.kind == "bedrock" and target.entry is not None:
+        from sinfer.batch.bedrock.families import PRICES_AS_OF, estimate_cost
+
+        usd = estimate_cost(target.entry.model_id, tokens[0], tokens[1], batch=True)
+        return {"usd": usd, "basis": f"Bedrock batch token prices as of {PRICES_AS_OF} (50% of on-demand)"}
+    return {"usd": None, "basis": "SageMaker Batch Transform bills instance time; see the job's duration"}
+
+
+def _fail_parent(job: Job, message: str, ctx: Context) -> None:
+    from sinfer.jobs.ingest import notify
+
+    if ctx.jobs.transition(
+        job.job_id, "FAILED", allowed_from=("ROUTED", "SUBMITTED"), fields={"error": message}
+    ):
+        notify(ctx.jobs, job.job_id, ctx.config)
+
+
+# --- sweeper ---------------------------------------------------------------------------------------
+
+
+def sweep(ctx: Context | None = None) -> dict[str, int]:
+    """Reconcile what events missed: poll in-flight shards, re-drive stuck ones, finish merges."""
+    ctx = ctx or Context.default()
+    found = {"polled": 0, "collected": 0, "requeued": 0, "merged": 0, "submitted": 0}
+    targets: dict[str, Target] = {}
+    for shard in ctx.jobs.by_status("SUBMITTED"):
+        if "parent" not in shard.extra:
+            continue
+        parent = ctx.jobs.get(str(shard.extra["parent"]))
+        if parent is None:
+            continue
+        target = targets.setdefault(parent.job_id, target_for(parent, ctx))
+        found["polled"] += 1
+        if shard.extra.get("realtime"):  # its run died midway: run it again (outputs are overwritten)
+            _run_realtime(shard.job_id, target, ctx)
+            found["collected"] += 1
+            continue
+        try:
+            status, message = ctx.backend_for(target).status(shard)
+        except Exception:
+            logger.exception("sweeper: cannot read a shard's status", extra={"shard": shard.job_id})
+            continue
+        change = StateChange(target.kind, shard.job_id, status, message)
+        if change.terminal and _finish_shard(
+            shard, status, message, target, ctx, allowed_from=("SUBMITTED",)
+        ):
+            found["collected"] += 1
+    stale = int(time.time()) - STUCK_SUBMITTING_SECONDS
+    for shard in ctx.jobs.by_status("SUBMITTING"):
+        updated = str(shard.updated_at or "")
+        if (
+            updated
+            and _epoch(updated) < stale
+            and ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",))
+        ):
+            found["requeued"] += 1  # its submission died midway; resubmitting is idempotent
+    for parent in ctx.jobs.by_status("ROUTED", "files"):
+        submit(parent.job_id, ctx)
+        found["submitted"] += 1
+    lanes: dict[str, Target] = {}
+    for parent in ctx.jobs.by_status("SUBMITTED", "files"):
+        target = targets.setdefault(parent.job_id, target_for(parent, ctx))
+        lanes.setdefault(target.lane, target)
+        if maybe_merge(parent.job_id, ctx):
+            found["merged"] += 1
+    for parent in ctx.jobs.by_status("MERGING", "files"):
+        if int(parent.lease_until or 0) < time.time() and ctx.jobs.transition(
+            parent.job_id, "SUBMITTED", allowed_from=("MERGING",)
+        ):
+            found["merged"] += int(maybe_merge(parent.job_id, ctx))
+    for target in lanes.values():
+        dispatch(target, ctx)
+    _drain(ctx)
+    return found
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import UTC, datetime
+
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
