@@ -337,10 +337,13 @@ _ERROR_STATUSES: dict[int, tuple[str, str, list[dict[str, str]]]] = {
 
 
 def _error_classes() -> list[type[SinferError]]:
+    """The errors of :mod:`sinfer.errors`, the API's vocabulary. Subclasses elsewhere (the
+    SageMaker container's 406, the batch parsers') are not the API's, and whether they are
+    imported must not change this document."""
     found: list[type[SinferError]] = [SinferError]
     for cls in found:
         found.extend(sub for sub in cls.__subclasses__() if sub not in found)
-    return found
+    return [cls for cls in found if cls.__module__ == SinferError.__module__]
 
 
 def error_codes() -> dict[int, list[str]]:

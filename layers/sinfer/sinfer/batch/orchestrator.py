@@ -174,6 +174,10 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     except SinferError as exc:
         _fail_parent(job, f"{exc.code}: {exc.message}", ctx)
         return {"job_id": job_id, "status": "FAILED", "error": exc.message}
+    missing = _missing_configuration(target, ctx)
+    if missing:
+        _fail_parent(job, f"not_configured: {missing}", ctx)
+        return {"job_id": job_id, "status": "FAILED", "error": missing}
     source = s3.S3Uri.parse(job.input)
     work = f"{ctx.config.batch_prefix}{job.job_id}/"
     try:
@@ -212,6 +216,20 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     _drain(ctx)
     maybe_merge(job.job_id, ctx)
     return {"job_id": job_id, "status": "SUBMITTED", "shards": len(plan.shards), "records": plan.records}
+
+
+def _missing_configuration(target: Target, ctx: Context) -> str:
+    """Fail fast, before sharding, when the backend this file needs is not set up."""
+    if isinstance(ctx.backend, LocalBackend):
+        return ""
+    if target.kind == "sagemaker" and not (ctx.config.sagemaker_image_uri and ctx.config.sagemaker_role_arn):
+        return (
+            "SageMaker Batch Transform needs the sinfer container image (template parameter "
+            "SageMakerImageUri, built from containers/sagemaker/Dockerfile) and SAGEMAKER_ROLE_ARN"
+        )
+    if target.kind == "bedrock" and not ctx.config.bedrock_role_arn:
+        return "Bedrock batch inference needs BEDROCK_ROLE_ARN (the template's BedrockBatchRole)"
+    return ""
 
 
 def _create_shards(parent: Job, target: Target, plan: Plan, ctx: Context) -> None:
@@ -389,7 +407,7 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
                     continue
                 try:
                     parsed = parse_model_output(target.entry, record.model_output)
-                except SinferError as exc:
+                except (SinferError, ModelOutputError) as exc:
                     found.lines[record.record_id] = (None, {"code": exc.code, "message": exc.message})
                     continue
                 found.input_tokens += parsed.input_tokens
@@ -443,10 +461,14 @@ def _finish_shard(
     failed = [
         (key, raw) for key, raw in _sent_keys(shard) if key not in outcomes.lines or outcomes.lines[key][1]
     ]
+    # Only what may succeed next time is retried: records the job never reached, and Bedrock's
+    # non-4xx errors (throttling, service faults). A 4xx, or the model's own verdict on a
+    # record (SageMaker error lines), would fail the same way again.
+    retryable = [(key, raw) for key, raw in failed if _retryable(outcomes.lines.get(key))]
     attempt = int(shard.extra.get("attempt", 1))
     retry_id = ""
-    if failed and attempt < ctx.config.batch_max_attempts:
-        retry_id = _queue_retry(shard, failed, attempt + 1, target, ctx)
+    if retryable and attempt < ctx.config.batch_max_attempts:
+        retry_id = _queue_retry(shard, retryable, attempt + 1, target, ctx)
     ok = status in ("Completed", "PartiallyCompleted")
     ctx.jobs.transition(
         shard.job_id,
@@ -468,6 +490,19 @@ def _finish_shard(
         extra={"shard": shard.job_id, "backend_status": status, "failed": len(failed), "retry": retry_id},
     )
     return True
+
+
+def _retryable(outcome: tuple[Any, dict[str, str] | None] | None) -> bool:
+    if outcome is None:
+        return True  # never processed
+    error = outcome[1]
+    if error is None:
+        return False
+    code = str(error.get("code", ""))
+    if not code.startswith("bedrock_"):
+        return False
+    status = code.removeprefix("bedrock_")
+    return not (status.isdigit() and 400 <= int(status) < 500)
 
 
 def _queue_retry(

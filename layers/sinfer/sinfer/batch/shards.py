@@ -29,8 +29,9 @@ from sinfer.records import S3JsonlWriter
 from sinfer.records.types import Record
 
 Kind = Literal["bedrock", "sagemaker"]
-# One record → (line for the backend's input file, join key), or raises SinferError.
-LineBuilder = Callable[[Record], tuple[bytes, str]]
+# One record → (line for the backend's input file, join key), or raises SinferError. A key of
+# None means "join by position": the record's line number within its shard (SageMaker).
+LineBuilder = Callable[[Record], tuple[bytes, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +126,12 @@ def write_shards(
             plan.records += 1
             entry: dict[str, Any] = {"i": record.index, "id": json_ready(record.id)}
             line: bytes | None = None
+            key: str | None = None
             if record.error is not None:
                 entry["error"] = {"code": record.error.code, "message": record.error.message}
             else:
                 try:
                     line, key = build(record)
-                    entry["rid"] = key
                 except SinferError as exc:
                     entry["error"] = {"code": exc.code, "message": exc.message}
             if line is not None:
@@ -140,6 +141,7 @@ def write_shards(
                 ):
                     current.close()
                     current = open_next()
+                entry["rid"] = key if key is not None else str(current.shard.sent)
                 current.input.write(line)
                 current.shard.sent += 1
                 current.shard.bytes += len(line)

@@ -30,9 +30,15 @@ def request_submit(job_id: str) -> str:
         return "local"
     function = settings().batch_submit_function
     if function:
-        client("lambda").invoke(
-            FunctionName=function, InvocationType="Event", Payload=json.dumps({"job_id": job_id}).encode()
-        )
+        try:
+            client("lambda").invoke(
+                FunctionName=function, InvocationType="Event", Payload=json.dumps({"job_id": job_id}).encode()
+            )
+        except Exception:  # the job is ROUTED already: the sweeper submits it if this invoke is lost
+            logger.exception(
+                "could not invoke batch_submit; the sweeper will submit", extra={"job_id": job_id}
+            )
+            return "sweeper"
         return "lambda"
     logger.info("no batch submitter configured: the sweeper will submit", extra={"job_id": job_id})
     return "sweeper"

@@ -3,8 +3,10 @@
 It starts ``sinfer local`` on free ports, then drives it only through public interfaces — HTTP
 to the API, boto3 against the local AWS endpoint — and checks what comes back: real-time
 predictions for the image and tabular demo models, files uploaded to ``inputs/`` coming back as
-prediction files, a job through ``POST /jobs``, and a file too large for Lambda being routed to
-batch. It ends with a summary table and exits non-zero, saying which step failed, if any did.
+prediction files, a job through ``POST /jobs``, a file too large for Lambda going through the
+SageMaker Batch Transform path, and a foundation-model job through the Bedrock batch path (both
+answered by the local batch emulator). It ends with a summary table and exits non-zero, saying
+which step failed, if any did.
 """
 
 from __future__ import annotations
@@ -232,37 +234,77 @@ class Tour:
             raise DemoError(f"expected 25 result lines, got {len(results)}")
         return f"25 inline instances → {job['counts']['predictions']} predictions", f"GET /jobs/{job_id}"
 
-    def routed_large_file(self) -> tuple[str, str]:
-        from sinfer.aws.clients import client
+    def batch_sagemaker(self) -> tuple[str, str]:
+        from sklearn.datasets import load_digits
 
-        rows = "\n".join(json.dumps({"id": i, "instance": [float(i % 17)] * 64}) for i in range(40_000))
-        key = "inputs/digits/demo/large.jsonl"
+        digits = load_digits()
+        count = 6_000
+        rows = "\n".join(
+            json.dumps({"id": f"scan-{i:05d}", "instance": digits.data[i % 1797].tolist()})
+            for i in range(count)
+        )
+        key = "inputs/digits/demo/archive.jsonl"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=rows.encode())
         size_mb = len(rows) / 1e6
-        self.say(f"   uploaded {size_mb:.1f} MB ({40_000} records); MAX_INLINE_BYTES is 2 MB here")
-        table = client("dynamodb")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            items = table.scan(TableName=self.stack.config.table)["Items"]
-            routed = [i for i in items if i.get("input", {}).get("S", "").endswith(key)]
-            if routed and routed[0]["status"]["S"] not in ("RUNNING", "QUEUED"):
-                break
-            if time.monotonic() > deadline:
-                raise DemoError("the large file's job never left RUNNING")
-            time.sleep(0.3)
-        job = routed[0]
-        status, backend = job["status"]["S"], job.get("backend", {}).get("S")
-        reason = job.get("route_reason", {}).get("S", "")
-        self.say(f"   job {job['job_id']['S']}: {status} to {backend} ({reason})")
-        if status != "ROUTED":
-            raise DemoError(f"expected the large file to be routed to batch, got {status}")
-        return f"{size_mb:.1f} MB file routed to {backend} batch", "jobs table (status ROUTED)"
+        self.say(
+            f"   uploaded {size_mb:.1f} MB ({count:,} records); "
+            "MAX_INLINE_BYTES is 2 MB here, so it goes to batch"
+        )
+        summary = self.wait_summary("outputs/digits/demo/archive.jsonl.summary.json")
+        lines = self.lines("outputs/digits/demo/archive.jsonl.predictions.jsonl")
+        correct = sum(
+            1
+            for i, line in enumerate(lines)
+            if line.get("prediction", {}).get("label") == str(digits.target[i % 1797])
+        )
+        self.say(
+            f"   {summary['backend']}: {summary['shards']} shard(s), {summary['counts']}, "
+            f"{correct / count:.1%} match the true digits; "
+            f"ids in input order: {lines[0]['id']} … {lines[-1]['id']}"
+        )
+        if summary["counts"]["records"] != count or [line["id"] for line in lines[:3]] != [
+            "scan-00000",
+            "scan-00001",
+            "scan-00002",
+        ]:
+            raise DemoError(f"batch results incomplete or out of order: {summary['counts']}")
+        return (
+            f"{count:,} records via Batch Transform (emulated) → "
+            f"{summary['counts']['predictions']:,} predictions",
+            ("outputs/digits/demo/archive.jsonl.predictions.jsonl"),
+        )
+
+    def batch_bedrock(self) -> tuple[str, str]:
+        texts = [
+            f"Ticket {i}: the customer reports that the {['app', 'invoice', 'login', 'export'][i % 4]} "
+            f"{['crashes on start', 'shows the wrong total', 'times out', 'drops columns'][i % 4]} "
+            "since Tuesday."
+            for i in range(180)
+        ]
+        body = "\n".join(json.dumps({"id": f"ticket-{i}", "text": t}) for i, t in enumerate(texts))
+        body += "\n" + json.dumps({"id": "ticket-empty", "text": ""})
+        key = "inputs/claude_summarize/demo/tickets.jsonl"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
+        self.say("   uploaded 181 support tickets for claude_summarize (a Bedrock foundation-model entry)")
+        summary = self.wait_summary("outputs/claude_summarize/demo/tickets.jsonl.summary.json")
+        lines = self.lines("outputs/claude_summarize/demo/tickets.jsonl.predictions.jsonl")
+        self.say(f"   first: {json.dumps(lines[0])[:150]}")
+        self.say(f"   last:  {json.dumps(lines[-1])[:150]}")
+        self.say(
+            f"   {summary['backend']}: {summary['counts']}, tokens {summary['tokens']}, "
+            f"cost estimate ${summary['cost_estimate']['usd']}"
+        )
+        if summary["counts"] != {"records": 181, "predictions": 180, "errors": 1}:
+            raise DemoError(f"expected 180 summaries and 1 error line, got {summary['counts']}")
+        return "181 records via Bedrock batch (emulated) → 180 + 1 error", (
+            "outputs/claude_summarize/demo/tickets.jsonl.predictions.jsonl"
+        )
 
     def notifications(self) -> tuple[str, str]:
         received = list(self.stack.notifications())
         statuses = sorted({str(n.get("status")) for n in received})
         self.say(f"   {len(received)} SNS notifications: {statuses}")
-        if len(received) < 3:
+        if len(received) < 5:
             raise DemoError(f"expected at least 3 job notifications, got {len(received)}")
         return f"{len(received)} job notifications", f"SNS {self.stack.topic_arn.rsplit(':', 1)[-1]}"
 
@@ -300,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
             tour.run_step("async: CSV upload to inputs/", tour.async_csv)
             tour.run_step("async: PNG upload to inputs/", tour.async_image)
             tour.run_step("jobs API: POST /jobs", tour.jobs_api)
-            tour.run_step("routing: large file to batch", tour.routed_large_file)
+            tour.run_step("batch: large file → SageMaker path", tour.batch_sagemaker)
+            tour.run_step("batch: Bedrock-format job", tour.batch_bedrock)
             tour.run_step("notifications", tour.notifications)
         except DemoError as exc:
             print(f"\nsinfer demo: FAILED: {exc}", file=sys.stderr)

@@ -294,9 +294,9 @@ def run_sagemaker(args: argparse.Namespace) -> int:
         raise CliError(exc.message) from None
     port = default_port() if args.port is None else args.port
     with _sigterm_stops():
-        server = listen(args.host, port, lambda: SageMakerServer((args.host, port), location))
+        server = listen(args.host, port, lambda: SageMakerServer((args.host, port)))
         try:
-            server.start_loading()
+            server.start_loading(location)
             print(f"sinfer serve: {server.url} (SageMaker container, {location.describe()})", flush=True)
             try:
                 server.serve_forever()

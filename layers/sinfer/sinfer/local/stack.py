@@ -11,7 +11,10 @@
 * a poller does what Lambda's SQS event source mapping does: it receives batches (the template's
   ``BatchSize``), invokes s3_ingest with a real SQS event, deletes the messages that succeeded
   and lets the failed ones (``batchItemFailures``) return after a short visibility timeout,
-  until the queue's redrive policy moves them to the DLQ.
+  until the queue's redrive policy moves them to the DLQ;
+* batch: s3_ingest's request to batch_submit, and the local batch backend's state-change events
+  to batch_collect, are asynchronous invocations queued to a worker (as Lambda's async invoke
+  and EventBridge would deliver them), and the sweeper runs on a timer as its schedule does.
 
 All functions run in this process, one invocation at a time (one lock), as each Lambda
 execution environment would.
@@ -34,6 +37,7 @@ from sinfer.local.lambda_runtime import LocalFunction, function_environment
 from sinfer.local.template import Template
 
 LOCAL_VISIBILITY_TIMEOUT = 5  # seconds; Lambda's is the template's (minutes): locally, retry fast
+SWEEP_SECONDS = 30  # the template runs the sweeper every few minutes; locally, more often
 
 
 class StackError(Exception):
@@ -151,9 +155,15 @@ class LocalStack:
         self._start_functions()
         self._start_api()
         self._start_poller()
+        self._start_async_invoker()
         return self
 
     def stop(self) -> None:
+        from sinfer.batch.orchestrator import set_local_sink
+        from sinfer.batch.trigger import set_local_submitter
+
+        set_local_submitter(None)
+        set_local_sink(None)
         self._stop.set()
         if self._api is not None:
             self._api.shutdown()
@@ -301,7 +311,12 @@ class LocalStack:
 
     def _start_functions(self) -> None:
         overrides = {"Parameters": self.environment}
-        for logical_id in ("PredictApiFunction", "S3IngestFunction"):
+        for logical_id in (
+            "PredictApiFunction",
+            "S3IngestFunction",
+            "BatchSubmitFunction",
+            "BatchCollectFunction",
+        ):
             spec = self.template.function(logical_id)
             function = LocalFunction(spec, function_environment(spec, overrides))
             function.__enter__()
@@ -381,6 +396,40 @@ class LocalStack:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
             self.stats.messages_deleted += len(done)
+
+    # --- asynchronous invocations: batch_submit and batch_collect ------------------------------
+
+    def _start_async_invoker(self) -> None:
+        import queue
+
+        from sinfer.batch.orchestrator import set_local_sink
+        from sinfer.batch.trigger import set_local_submitter
+
+        self._async: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        set_local_submitter(lambda job_id: self.invoke_async("BatchSubmitFunction", {"job_id": job_id}))
+        set_local_sink(lambda event: self.invoke_async("BatchCollectFunction", event))
+        self._spawn("sinfer-async-invoke", self._invoke_forever)
+        self._spawn("sinfer-sweeper", self._sweep_forever)
+
+    def invoke_async(self, logical_id: str, event: dict[str, Any]) -> None:
+        """Queue an event for a function, as an asynchronous invoke or an EventBridge target."""
+        self._async.put((logical_id, event))
+
+    def _invoke_forever(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                logical_id, event = self._async.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            with self.lock:
+                self._functions[logical_id].invoke(event)
+            self._async.task_done()
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(SWEEP_SECONDS):
+            self.invoke_async("BatchCollectFunction", {"action": "sweep"})
 
     # --- helpers for people and the demo ---------------------------------------------------
 

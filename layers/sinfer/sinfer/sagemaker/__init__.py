@@ -27,6 +27,7 @@ from sinfer.sagemaker.server import (
     default_port,
     locate_model,
     max_payload_bytes,
+    start_in_thread,
 )
 
 __all__ = [
@@ -47,5 +48,6 @@ __all__ = [
     "max_payload_bytes",
     "request_format",
     "response_format",
+    "start_in_thread",
     "transform",
 ]

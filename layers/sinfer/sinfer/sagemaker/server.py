@@ -60,6 +60,8 @@ EXECUTION_PARAMETERS: Final = {
 }
 # Used when a model folder's model.json does not name the model.
 UNNAMED_MODEL: Final = ("model", "1")
+# A refused body up to this many times the payload limit is read and dropped (see _discard_body).
+_DISCARD_FACTOR: Final = 2
 
 
 def default_port() -> int:
@@ -197,33 +199,26 @@ def _single_model(folder: Path, name: str | None, version: str | None) -> ModelL
 
 
 class SageMakerServer(ThreadingHTTPServer):
+    """Serves ``model`` once it is set: by :meth:`load_model`, or directly for a loaded one."""
+
     daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        location: ModelLocation,
-        *,
-        payload_limit: int | None = None,
-        session_factory: SessionFactory = create_session,
-    ) -> None:
+    def __init__(self, address: tuple[str, int], *, payload_limit: int | None = None) -> None:
         super().__init__(address, SageMakerRequestHandler)
-        self.location = location
         self.payload_limit = max_payload_bytes() if payload_limit is None else payload_limit
         self.model: LoadedModel | None = None
         self.load_error: str | None = None
-        self._registry = ModelRegistry(location.store, session_factory)
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}/"
 
-    def load_model(self) -> None:
+    def load_model(self, location: ModelLocation, session_factory: SessionFactory = create_session) -> None:
         """Load the model; on failure keep the reason, which /ping and /invocations then report."""
         started = time.perf_counter()
         try:
-            model = self._registry.get(self.location.name, self.location.version)
+            model = ModelRegistry(location.store, session_factory).get(location.name, location.version)
         except SinferError as exc:
             self.load_error = exc.message
         except Exception as exc:  # anything else is a bug, but the container must still say why
@@ -240,8 +235,10 @@ class SageMakerServer(ThreadingHTTPServer):
             return
         print(f"sinfer serve: error: the model did not load: {self.load_error}", file=sys.stderr, flush=True)
 
-    def start_loading(self) -> threading.Thread:
-        thread = threading.Thread(target=self.load_model, name="sinfer-load-model", daemon=True)
+    def start_loading(self, location: ModelLocation) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.load_model, args=(location,), name="sinfer-load-model", daemon=True
+        )
         thread.start()
         return thread
 
@@ -253,6 +250,21 @@ class SageMakerServer(ThreadingHTTPServer):
             if self.load_error
             else "the model is still loading"
         )
+
+
+def start_in_thread(
+    model: LoadedModel, host: str = "127.0.0.1", port: int = 0, *, payload_limit: int | None = None
+) -> str:
+    """Serve an already loaded model from daemon threads for the rest of the process; its base URL.
+
+    The local batch backend drives the container app this way, over HTTP as SageMaker does,
+    without a subprocess or a second copy of the model.
+    """
+    server = SageMakerServer((host, port), payload_limit=payload_limit)
+    server.model = model
+    threading.Thread(target=server.serve_forever, name="sinfer-sagemaker", daemon=True).start()
+    bound_host, bound_port = server.server_address[:2]
+    return f"http://{bound_host!s}:{bound_port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,44 +318,62 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         return _Response(200, content_type="")
 
     def _invocations(self) -> _Response:
+        refused = self._refusal()
+        if refused is not None:
+            self._discard_body()
+            return refused
+        body = self.rfile.read(int(self.headers.get("Content-Length") or "0"))
         try:
-            body = self._read_body()
             model = self._server.ready_model()
             request = request_format(self.headers.get("Content-Type"))
             response, content_type = response_format(self.headers.get("Accept"))
             return _Response(200, transform(model, body, request, response), content_type)
-        except _BodyError as exc:
-            self.close_connection = True  # the unread rest of the stream cannot be trusted
-            return _error(exc.status, str(exc))
         except SinferError as exc:
             return _error(exc.status, exc.message)
         except Exception:  # a bug: say so in the logs, answer 500 rather than drop the connection
             traceback.print_exc(file=sys.stderr)
             return _error(500, "internal error; see the container's logs")
 
-    def _read_body(self) -> bytes:
+    def _refusal(self) -> _Response | None:
+        """Why the body will not be read, if it will not: chunked, a bad Content-Length, too large."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise _BodyError(411, "send the body with a Content-Length (chunked bodies are not read)")
+            return _error(411, "send the body with a Content-Length (chunked bodies are not read)")
         text = self.headers.get("Content-Length") or "0"
         if not text.isdigit():
-            raise _BodyError(400, f"invalid Content-Length {text!r}")
-        length = int(text)
+            return _error(400, f"invalid Content-Length {text!r}")
         limit = self._server.payload_limit
-        if length > limit:
-            raise _BodyError(
+        if int(text) > limit:
+            return _error(
                 413,
-                f"the body is {length:,} bytes, over the {limit:,} of MaxPayloadInMB={limit // MiB}; "
-                f"split the input by line (SplitType=Line) or lower the job's MaxPayloadInMB",
+                f"the body is {int(text):,} bytes, over MaxPayloadInMB={limit // MiB} ({limit:,} bytes); "
+                f"split the input by line (SplitType=Line), or raise the job's MaxPayloadInMB (at most 100)",
             )
-        return self.rfile.read(length)
+        return None
+
+    def handle_expect_100(self) -> bool:
+        """Refuse a body before it is sent, for clients that ask first (curl does for large ones)."""
+        refused = self._refusal() if self.command == "POST" else None
+        if refused is None:
+            return super().handle_expect_100()
+        self.close_connection = True
+        self._send(refused)
+        return False
 
     def _discard_body(self) -> None:
-        """Read an unwanted body, so the next request on the connection starts where it should."""
+        """Read and drop a body that will not be used.
+
+        Then the connection can carry the next request, and the client reads the answer rather
+        than a reset from closing on unread data. A body of unknown length, or far over the
+        limit, is not worth reading: the connection closes instead.
+        """
         text = self.headers.get("Content-Length") or "0"
-        if text.isdigit() and int(text) <= self._server.payload_limit:
-            self.rfile.read(int(text))
-        elif text != "0":
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        if chunked or not text.isdigit() or int(text) > _DISCARD_FACTOR * self._server.payload_limit:
             self.close_connection = True
+            return
+        remaining = int(text)
+        while remaining > 0 and (chunk := self.rfile.read(min(remaining, MiB))):
+            remaining -= len(chunk)
 
     def _send(self, response: _Response) -> None:
         self.send_response(response.status)
@@ -362,11 +392,3 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
-
-class _BodyError(Exception):
-    """A request body that is not read: too large, chunked, or with a broken Content-Length."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
