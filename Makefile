@@ -10,6 +10,10 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+# checkov pins boto3 exactly (and packaging<24, networkx<2.7), which clashes with ours: own venv too.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.3.30
 AWS_REGION ?= us-east-1
 export AWS_DEFAULT_REGION ?= $(AWS_REGION)
 # Tests and local tools never talk to real AWS: fake credentials keep botocore from looking further.
@@ -17,7 +21,7 @@ TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_
 	AWS_DEFAULT_REGION=$(AWS_REGION) AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0 \
 	POWERTOOLS_TRACE_DISABLED=1 POWERTOOLS_METRICS_NAMESPACE=sinfer POWERTOOLS_SERVICE_NAME=sinfer
 
-.PHONY: help venv sam-venv lint fmt test test-unit models openapi build demo local bench clean
+.PHONY: help venv sam-venv checkov-venv lint security fmt test test-unit models openapi build demo local bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +42,55 @@ $(SAM_VENV)/.stamp:
 
 sam-venv: $(SAM_VENV)/.stamp  ## aws-sam-cli in its own venv (its pins clash with ours)
 
-lint: venv sam-venv  ## ruff, mypy, cfn-lint, sam validate --lint
+# The stamp names the version, so changing CHECKOV_VERSION reinstalls. The venv ignores itself in
+# git (the .gitignore that Python 3.13's venv writes).
+$(CHECKOV_VENV)/.stamp-$(CHECKOV_VERSION):
+	$(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	echo '*' > $(CHECKOV_VENV)/.gitignore
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.stamp-$(CHECKOV_VERSION)  ## checkov in its own venv (its pins clash with ours)
+
+# template.yaml as SAM deploys it: SAM's translator (the one `sam validate` runs, pinned by
+# SAM_VERSION) expands the AWS::Serverless resources into plain CloudFormation, so that checkov
+# also checks what SAM generates (function roles and their policies, permissions, the API stage,
+# rules, event source mappings). Local code folders become placeholder S3 URIs, as in
+# `sam validate`; Metadata is passed through, so the suppressions on a SAM resource reach the
+# resources generated from it.
+define SAM_TRANSLATE
+import json, logging, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+# It warns about each feature its empty feature-toggle config lacks; nothing to act on.
+logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
+source, target = sys.argv[1:]
+with open(source, encoding="utf-8") as f:
+    template = yaml_parse(f.read())
+for resource in template["Resources"].values():
+    props = resource.get("Properties") or {}
+    for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+        if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+            props[key] = "s3://local-code/" + props[key].strip("/")
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+translated = transform(template, {}, NoManagedPolicies(), passthrough_metadata=True)
+with open(target, "w", encoding="utf-8") as f:
+    json.dump(translated, f, indent=1)
+endef
+export SAM_TRANSLATE
+
+security: sam-venv checkov-venv  ## checkov on template.yaml, as written and as SAM translates it (.checkov.yaml)
+	@mkdir -p .aws-sam/checkov
+	$(TEST_ENV) $(SAM_VENV)/bin/python -c "$$SAM_TRANSLATE" template.yaml .aws-sam/checkov/template.json
+	$(CHECKOV) --config-file .checkov.yaml -f template.yaml -f .aws-sam/checkov/template.json
+
+lint: venv sam-venv security  ## ruff, mypy, cfn-lint, sam validate --lint, checkov (make security)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -75,4 +127,4 @@ bench: venv  ## benchmarks against baselines run side by side
 	$(TEST_ENV) $(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -95,5 +95,11 @@ class UnreadableInputError(SinferError):
     code = "unreadable_input"
 
 
+class InputTooLargeError(UnreadableInputError):
+    """An input past a size limit only reading could find (a .gz inflating past it): large, not broken."""
+
+    code = "input_too_large"
+
+
 class TransientError(Exception):
     """A fault worth retrying (throttling, 5xx, a job another worker holds): not the input's fault."""

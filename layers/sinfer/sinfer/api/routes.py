@@ -22,7 +22,7 @@ from sinfer import __version__
 from sinfer.errors import BadRequestError, ModelNotReadyError, PayloadTooLargeError, UnsupportedMediaTypeError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.observability import metrics
-from sinfer.protocols import kserve_v1, oip_v2
+from sinfer.protocols import jsonbody, kserve_v1, oip_v2
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -42,8 +42,12 @@ def registry() -> ModelRegistry:
     return default_registry()
 
 
+# json.dumps with any non-default option builds a new encoder on every call (~2 us); one is enough.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def json_response(doc: Any, status: int = 200) -> Response[str]:
-    body = json.dumps(doc, separators=(",", ":"))
+    body = _COMPACT_JSON.encode(doc)
     _check_response_size(len(body))
     return Response(status_code=status, content_type=JSON, body=body)
 
@@ -68,7 +72,16 @@ def _list_models() -> list[str]:
         raise ModelNotReadyError(f"model store is not reachable: {exc}") from None
 
 
-def request_body() -> bytes:
+def request_headers() -> Any:
+    """The request's headers, case-insensitive.
+
+    Powertools rebuilds this mapping from the event on every ``.headers`` access (~5 us for a
+    REST event), so a route reads it once and passes it on.
+    """
+    return router.current_event.headers
+
+
+def request_body(headers: Any = None) -> bytes:
     """The raw request body: base64-decoded when API Gateway encoded it, size-checked, inflated."""
     event = router.current_event
     raw = event.get("body") or ""
@@ -87,7 +100,8 @@ def request_body() -> bytes:
             f"request body is {len(body):,} bytes, over the synchronous limit of "
             f"{MAX_SYNC_PAYLOAD_BYTES:,} bytes; {_TOO_LARGE_HINT}"
         )
-    encoding = (event.headers.get("content-encoding") or "").strip().lower()
+    headers = event.headers if headers is None else headers
+    encoding = (headers.get("content-encoding") or "").strip().lower()
     if encoding in ("gzip", "deflate"):
         # API Gateway (with compression enabled) may inflate the body itself yet keep the header:
         # only inflate what still looks compressed (gzip magic, or a zlib header).
@@ -101,18 +115,32 @@ def request_body() -> bytes:
 
 
 def _inflate(body: bytes, encoding: str) -> bytes:
-    """Decompress with a hard cap, so a small bomb cannot exhaust memory."""
-    decoder = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
-    try:
-        out = decoder.decompress(body, MAX_SYNC_PAYLOAD_BYTES + 1)
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise BadRequestError(f"body is not valid {encoding} data: {exc}") from None
-    if len(out) > MAX_SYNC_PAYLOAD_BYTES or decoder.unconsumed_tail:
-        raise PayloadTooLargeError(
-            f"decompressed body exceeds the synchronous limit of {MAX_SYNC_PAYLOAD_BYTES:,} bytes; "
-            f"{_TOO_LARGE_HINT}"
-        )
-    return out
+    """Decompress with a hard cap, so a small bomb cannot exhaust memory.
+
+    A stream that stops before its end is refused rather than read as the prefix it holds (a
+    truncated upload would otherwise parse as a shorter document), and a gzip body of several
+    members (``cat a.gz b.gz``, valid gzip) is read whole, under the same cap.
+    """
+    out = b""
+    rest = body
+    while True:
+        decoder = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+        try:
+            out += decoder.decompress(rest, MAX_SYNC_PAYLOAD_BYTES + 1 - len(out))
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise BadRequestError(f"body is not valid {encoding} data: {exc}") from None
+        if len(out) > MAX_SYNC_PAYLOAD_BYTES or decoder.unconsumed_tail:
+            raise PayloadTooLargeError(
+                f"decompressed body exceeds the synchronous limit of {MAX_SYNC_PAYLOAD_BYTES:,} bytes; "
+                f"{_TOO_LARGE_HINT}"
+            )
+        if not decoder.eof:
+            raise BadRequestError(f"body is not valid {encoding} data: it ends before the stream does")
+        rest = decoder.unused_data
+        if not rest:
+            return out
+        if encoding != "gzip":
+            raise BadRequestError(f"body is not valid {encoding} data: bytes follow the end of the stream")
 
 
 def _count_instances(count: int) -> None:
@@ -180,15 +208,16 @@ def repository_index() -> Response[str]:
 
 def _infer(name: str, version: str | None) -> Response[Any]:
     model = registry().get(name, version)
-    body = request_body()
-    kind = kserve_v1.media_type(router.current_event.headers.get("content-type"))
+    headers = request_headers()
+    body = request_body(headers)
+    kind = kserve_v1.media_type(headers.get("content-type"))
     if kind != OCTET and not _is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /infer; send application/json, or "
             "application/octet-stream with Inference-Header-Content-Length (binary tensor data)"
         )
     header_length = oip_v2.parse_header_length(
-        router.current_event.headers.get("inference-header-content-length"), len(body)
+        headers.get("inference-header-content-length"), len(body)
     )
     request = oip_v2.decode_request(body, header_length)
     values = model.run_v2(request.inputs)
@@ -234,8 +263,9 @@ def v1_model(name: str) -> Response[str]:
 
 def _predict(name: str, version: str | None) -> Response[str]:
     model = registry().get(name, version)
-    body = request_body()
-    instances = kserve_v1.decode_request(body, router.current_event.headers.get("content-type"))
+    headers = request_headers()
+    body = request_body(headers)
+    instances = kserve_v1.decode_request(body, headers.get("content-type"))
     _count_instances(len(instances))
     predictions = model.predict(instances)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(predictions))
@@ -265,10 +295,7 @@ def create_job() -> Response[str]:
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /jobs; send application/json"
         )
-    try:
-        doc = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}") from None
+    doc = jsonbody.parse(body) if body else None
     return json_response(create(doc, registry()), status=202)
 
 

@@ -27,7 +27,9 @@ def client(service: str) -> Any:
             import boto3  # deferred: boto3's import is a sizeable part of a cold start
             from botocore.config import Config
 
-            config = Config(retries={"mode": "adaptive", "max_attempts": 8}, tcp_keepalive=True)
+            config = Config(
+                retries={"mode": "adaptive", "max_attempts": 8}, tcp_keepalive=True, max_pool_connections=32
+            )
             if service == "s3":  # presigned URLs must be SigV4 (required for KMS-encrypted objects)
                 config = config.merge(Config(signature_version="s3v4"))
             found = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]

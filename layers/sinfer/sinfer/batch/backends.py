@@ -314,13 +314,27 @@ def realtime_bedrock(shard: Job, entry: BedrockEntry, config: Settings, *, emula
                 writer.write(batch_output_line(rid, model_input, output))
                 ok += 1
             except Exception as exc:  # a record the model refused: an error line, like a batch job's
-                code = getattr(exc, "code", None) or (getattr(exc, "response", None) or {}).get(
-                    "Error", {}
-                ).get("Code", "InvokeModelError")
-                writer.write(batch_output_line(rid, model_input, error=(code, str(exc)[:1000])))
+                writer.write(batch_output_line(rid, model_input, error=(_error_code(exc), str(exc)[:1000])))
                 errors += 1
         writer.close()
     except BaseException:
         writer.abort()
         raise
     return ok, errors
+
+
+def _error_code(exc: Exception) -> int | str:
+    """An InvokeModel failure as a batch output line's ``errorCode``: the HTTP status when known.
+
+    Batch jobs report record errors by HTTP status, and the collector decides from that status
+    whether a retry can help (a 400 cannot); a realtime error must read the same way. The
+    service's error name stays in the message.
+    """
+    code = getattr(exc, "code", None)  # the emulator's EmulatedModelError carries the status
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(status, int) and status:
+        return status
+    return str(response.get("Error", {}).get("Code") or "InvokeModelError")

@@ -14,16 +14,18 @@ only the first terminal event for a SUBMITTED shard collects it, and only one co
 Shards wait as QUEUED while their lane (a Bedrock model, or SageMaker) has as many jobs in
 flight as ``BATCH_MAX_CONCURRENT_JOBS``; throttling and quota errors put them back to wait.
 EventBridge delivery is best effort, so :func:`sweep` (on a schedule) asks the backends about
-every in-flight shard, re-drives stuck submissions and finishes merges that were missed.
+every in-flight shard, re-drives submissions, real-time runs and collections whose Lambda
+died midway, and finishes merges that were missed.
 
 Failed records (Bedrock error lines, records a Failed/Stopped/Expired/PartiallyCompleted job
-never reached, or a whole SageMaker shard whose job failed) are retried as a new shard, up to
-``BATCH_MAX_ATTEMPTS`` in all; what still fails is reported as error lines. "Completed" is not
-taken on trust: the output lines decide, record by record.
+never reached, or lines a SageMaker job never wrote) are retried as a new shard, up to
+``BATCH_MAX_ATTEMPTS`` in all; what still fails is reported as error lines, with the job's
+reason. "Completed" is not taken on trust: the output lines decide, record by record.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +57,8 @@ from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_reco
 from sinfer.records.types import Record
 
 TERMINAL_SHARD = frozenset({"COMPLETED", "FAILED"})
-STUCK_SUBMITTING_SECONDS = 900
+# Untouched for longer than a Lambda may run: whoever was submitting, running or collecting it died.
+STUCK_SECONDS = 900
 
 
 @dataclass(slots=True)
@@ -209,10 +212,12 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     )
     if not moved:  # another submitter won; its shards are the same, created idempotently
         return {"job_id": job_id, "status": "SUBMITTED", "note": "submitted concurrently"}
+    # Batch jobs first: they run for hours, and a remainder's InvokeModel calls take minutes
+    # (if this invocation dies during them, the jobs are out already; the sweeper reruns it).
+    dispatch(target, ctx)
     for shard in plan.shards:
         if shard.realtime and shard.sent:
             _run_realtime(f"{job.job_id}-{shard.name}", target, ctx)
-    dispatch(target, ctx)
     _drain(ctx)
     maybe_merge(job.job_id, ctx)
     return {"job_id": job_id, "status": "SUBMITTED", "shards": len(plan.shards), "records": plan.records}
@@ -353,7 +358,7 @@ def handle_state_change(event: dict[str, Any], ctx: Context | None = None) -> di
     ctx = ctx or Context.default()
     shard = ctx.jobs.get(change.name)
     if shard is None or "parent" not in shard.extra:
-        logger.info("state change for a job sinfer does not own", extra={"name": change.name})
+        logger.info("state change for a job sinfer does not own", extra={"job_name": change.name})
         return {"ignored": f"unknown job {change.name}"}
     parent = ctx.jobs.get(str(shard.extra["parent"]))
     if parent is None:
@@ -416,7 +421,7 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
         return found
     # SageMaker: <input key>.out, one line per input line, in order.
     for key in keys:
-        for number, raw in enumerate(s3.iter_lines(out.bucket, key)):
+        for number, raw in zip(_position_keys(shard), s3.iter_lines(out.bucket, key), strict=False):
             try:
                 doc = json.loads(raw)
             except ValueError:
@@ -427,27 +432,43 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
                     if isinstance(doc["error"], dict)
                     else {"code": "error", "message": str(doc["error"])}
                 )
-                found.lines[str(number)] = (
+                found.lines[number] = (
                     None,
                     {"code": str(error.get("code")), "message": str(error.get("message"))},
                 )
             elif isinstance(doc, dict) and "prediction" in doc:
-                found.lines[str(number)] = (doc["prediction"], None)
+                found.lines[number] = (doc["prediction"], None)
     return found
 
 
 def _sent_keys(shard: Job) -> Iterator[tuple[str, bytes]]:
     """(join key, input line) of every record the shard sent."""
     source = s3.S3Uri.parse(shard.input)
-    number = 0
+    positions = _position_keys(shard)
     for raw in s3.iter_lines(source.bucket, source.key):
         if not raw.strip():
             continue
         if shard.backend == "bedrock":
             yield str(json.loads(raw)["recordId"]), raw
         else:
-            yield str(number), raw
-        number += 1
+            yield next(positions), raw
+
+
+def _position_keys(shard: Job) -> Iterator[str]:
+    """The join key of each line of a shard joined by position (SageMaker), in line order.
+
+    A first attempt's line n is its index's ``rid`` n. A retry holds only some of those
+    records, so its lines are numbered afresh: its ``keys.jsonl`` (written with it) says whose
+    line each one is, or a retry's answer would be joined to another record.
+    """
+    keys_key = shard.extra.get("keys_key")
+    if not keys_key:
+        yield from (str(number) for number in itertools.count())
+        return
+    bucket = s3.S3Uri.parse(shard.input).bucket
+    for raw in s3.iter_lines(bucket, str(keys_key)):
+        if raw.strip():
+            yield str(json.loads(raw))
 
 
 def _finish_shard(
@@ -462,7 +483,7 @@ def _finish_shard(
         (key, raw) for key, raw in _sent_keys(shard) if key not in outcomes.lines or outcomes.lines[key][1]
     ]
     # Only what may succeed next time is retried: records the job never reached, and Bedrock's
-    # non-4xx errors (throttling, service faults). A 4xx, or the model's own verdict on a
+    # throttling and service faults (429, 5xx). Another 4xx, or the model's own verdict on a
     # record (SageMaker error lines), would fail the same way again.
     retryable = [(key, raw) for key, raw in failed if _retryable(outcomes.lines.get(key))]
     attempt = int(shard.extra.get("attempt", 1))
@@ -502,7 +523,8 @@ def _retryable(outcome: tuple[Any, dict[str, str] | None] | None) -> bool:
     if not code.startswith("bedrock_"):
         return False
     status = code.removeprefix("bedrock_")
-    return not (status.isdigit() and 400 <= int(status) < 500)
+    # A 4xx is the request's fault, except throttling (429) and a timeout (408).
+    return not (status.isdigit() and 400 <= int(status) < 500 and int(status) not in (408, 429))
 
 
 def _queue_retry(
@@ -518,6 +540,13 @@ def _queue_retry(
     for _, raw in failed:
         writer.write(raw if raw.endswith(b"\n") else raw + b"\n")
     writer.close()
+    extra: dict[str, Any] = {}
+    if shard.backend != "bedrock":  # joined by position: say whose line each one is
+        keys = S3JsonlWriter(source.bucket, prefix + "keys.jsonl")
+        for key, _ in failed:
+            keys.write(json.dumps(key).encode() + b"\n")
+        keys.close()
+        extra["keys_key"] = prefix + "keys.jsonl"
     realtime = target.kind == "bedrock" and len(failed) < ctx.config.bedrock_min_records
     retry = Job(
         job_id=retry_id,
@@ -533,6 +562,7 @@ def _queue_retry(
             "lane": "realtime" if realtime else target.lane,
             "attempt": attempt,
             "realtime": realtime,
+            **extra,
         },
     )
     if ctx.jobs.create(retry) and realtime:
@@ -596,7 +626,10 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
                 for key, value in got.lines.items():
                     if value[1] is None or key not in merged or merged[key][1] is not None:
                         merged[key] = value  # a later success (or a later error) replaces an error
-            status = attempts[-1].extra.get("backend_status") or attempts[-1].status
+            last = attempts[-1]
+            ended = str(last.extra.get("backend_status") or last.status)
+            if last.error:  # the service's reason, so the owner learns what to fix
+                ended += f" ({last.error})"
             index_key = str(attempts[0].extra["index_key"])
             for entry in read_index(s3.iter_lines(ctx.config.data_bucket, index_key)):
                 counts["records"] += 1
@@ -609,7 +642,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
                 if error is None and prediction is None and str(entry["rid"]) not in merged:
                     error = {
                         "code": "not_processed",
-                        "message": f"the batch job ended {status} without this record",
+                        "message": f"the batch job ended {ended} without this record",
                     }
                 if error is not None:
                     writer.write(error_line(record_id, error["code"], error["message"]))
@@ -691,6 +724,12 @@ def sweep(ctx: Context | None = None) -> dict[str, int]:
     ctx = ctx or Context.default()
     found = {"polled": 0, "collected": 0, "requeued": 0, "merged": 0, "submitted": 0}
     targets: dict[str, Target] = {}
+    stale = time.time() - STUCK_SECONDS
+    for shard in ctx.jobs.by_status("COLLECTING"):
+        if _stuck(shard, stale) and ctx.jobs.transition(
+            shard.job_id, "SUBMITTED", allowed_from=("COLLECTING",)
+        ):
+            found["requeued"] += 1  # its collector died midway: poll and collect it again, below
     for shard in ctx.jobs.by_status("SUBMITTED"):
         if "parent" not in shard.extra:
             continue
@@ -699,9 +738,12 @@ def sweep(ctx: Context | None = None) -> dict[str, int]:
             continue
         target = targets.setdefault(parent.job_id, target_for(parent, ctx))
         found["polled"] += 1
-        if shard.extra.get("realtime"):  # its run died midway: run it again (outputs are overwritten)
-            _run_realtime(shard.job_id, target, ctx)
-            found["collected"] += 1
+        if shard.extra.get("realtime"):
+            # A remainder runs inside submit (or a collector) for minutes: only one untouched
+            # for longer than that died midway. Run it again (its outputs are overwritten).
+            if _stuck(shard, stale):
+                _run_realtime(shard.job_id, target, ctx)
+                found["collected"] += 1
             continue
         try:
             status, message = ctx.backend_for(target).status(shard)
@@ -713,14 +755,8 @@ def sweep(ctx: Context | None = None) -> dict[str, int]:
             shard, status, message, target, ctx, allowed_from=("SUBMITTED",)
         ):
             found["collected"] += 1
-    stale = int(time.time()) - STUCK_SUBMITTING_SECONDS
     for shard in ctx.jobs.by_status("SUBMITTING"):
-        updated = str(shard.updated_at or "")
-        if (
-            updated
-            and _epoch(updated) < stale
-            and ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",))
-        ):
+        if _stuck(shard, stale) and ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",)):
             found["requeued"] += 1  # its submission died midway; resubmitting is idempotent
     for parent in ctx.jobs.by_status("ROUTED", "files"):
         submit(parent.job_id, ctx)
@@ -740,6 +776,11 @@ def sweep(ctx: Context | None = None) -> dict[str, int]:
         dispatch(target, ctx)
     _drain(ctx)
     return found
+
+
+def _stuck(job: Job, before: float) -> bool:
+    updated = str(job.updated_at or "")
+    return bool(updated) and _epoch(updated) < before
 
 
 def _epoch(stamp: str) -> float:

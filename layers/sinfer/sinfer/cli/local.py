@@ -70,7 +70,7 @@ Try:
        -d '{{"instances": [[{_DIGIT}]]}}'
   export AWS_ENDPOINT_URL={stack.endpoint} AWS_DEFAULT_REGION={c.region}
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  aws s3 cp rows.csv s3://{c.bucket}/inputs/breast_cancer/rows.csv
+  aws --endpoint-url {stack.endpoint} s3 cp rows.csv s3://{c.bucket}/inputs/breast_cancer/rows.csv
   aws s3 ls s3://{c.bucket}/outputs/ --recursive
   curl -s -X POST {stack.api_url}/jobs -d '{{"model": "digits", "instances": [[0, 1, 2]]}}'
   python -c "import tritonclient.http as h; c = h.InferenceServerClient('{c.host}:{c.api_port}'); \\

@@ -105,6 +105,9 @@ def _port(text: str) -> int:
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
+    # socketserver's default listen backlog is 5: a burst of clients connecting at once (a load
+    # test, a connection pool warming up) would overflow it and see resets.
+    request_queue_size = 128
 
     def __init__(
         self,

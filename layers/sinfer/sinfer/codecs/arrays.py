@@ -50,16 +50,32 @@ def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, 
         raise InvalidInputError(
             f"{label}: expected {spec.describe_sample()} ({target.name}), got {_describe_value(array)}"
         )
-    if (target.kind in "iu" and array.dtype.kind == "f") and (
-        not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)
-    ):
-        raise InvalidInputError(f"{label}: expected integers ({target.name}), got fractional values")
+    return cast(array, target, label)
+
+
+def cast(array: np.ndarray[Any, Any], target: np.dtype[Any], label: str) -> np.ndarray[Any, Any]:
+    """Numbers → ``target``, refusing what the cast would silently change.
+
+    numpy wraps out-of-range integers (2**63 becomes -2**63) and truncates floats (1.5 becomes
+    1, NaN becomes -2**63) when casting to an integer type, so for integer targets the values
+    are checked first: whole, finite and within the type's range.
+    """
+    if target.kind in "iu" and array.dtype.kind == "f" and array.size:
+        if not np.all(np.isfinite(array)):
+            raise InvalidInputError(f"{label}: expected integers ({target.name}), got NaN or infinity")
+        if not np.all(np.mod(array, 1) == 0):
+            raise InvalidInputError(f"{label}: expected integers ({target.name}), got fractional values")
     if array.dtype != target:
         if target.kind in "iu" and array.size:
             info = np.iinfo(target)  # type: ignore[type-var]
-            if array.min() < info.min or array.max() > info.max:
+            low, high = array.min(), array.max()
+            # A float equal to 2**63 compares equal to int64's maximum (2**63 - 1) once that is
+            # rounded to float, yet wraps when cast: floats must stay below maximum + 1.
+            over = high >= info.max + 1 if array.dtype.kind == "f" else high > info.max
+            if low < info.min or over:
                 raise InvalidInputError(f"{label}: values out of range for {target.name}")
-        array = array.astype(target, copy=False)
+        with np.errstate(over="ignore"):  # past float32's range is ±inf, as 1e400 is in JSON
+            array = array.astype(target, copy=False)
     return array
 
 

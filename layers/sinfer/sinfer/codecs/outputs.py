@@ -80,7 +80,9 @@ def postprocess(rule: Postprocess, value: Any, labels: tuple[str, ...] | None) -
     result: dict[str, Any] = {"label": to_jsonable(names[best]), "score": to_jsonable(float(scores[best]))}
     if rule.kind == "top_k":
         order = np.argsort(-scores, kind="stable")[: rule.k]
-        result["top_k"] = [{"label": to_jsonable(names[i]), "score": float(scores[i])} for i in order]
+        result["top_k"] = [
+            {"label": to_jsonable(names[i]), "score": to_jsonable(float(scores[i]))} for i in order
+        ]
     elif rule.kind == "probabilities":
         result["probabilities"] = {
             str(to_jsonable(n)): to_jsonable(float(s)) for n, s in zip(names, scores, strict=True)

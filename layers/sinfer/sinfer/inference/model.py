@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sinfer.codecs.arrays import check_batch_shape, coerce
+from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce
 from sinfer.codecs.instances import Sample, to_sample
 from sinfer.codecs.outputs import postprocess, to_jsonable
 from sinfer.errors import InvalidInputError, ManifestError
@@ -98,8 +98,48 @@ class LoadedModel:
 
     def predict(self, instances: Sequence[Any], where: str = "instances") -> list[Any]:
         """Predictions for a list of instances; the first bad instance raises (API semantics)."""
+        batch = self._whole_batch(instances)
+        if batch is not None:
+            return self._predict_batch(batch, len(instances))
         samples = [self.to_sample(instance, f"{where}[{i}]") for i, instance in enumerate(instances)]
         return self.predict_samples(samples)
+
+    def _whole_batch(self, instances: Sequence[Any]) -> np.ndarray[Any, Any] | None:
+        """Every instance converted and validated at once, when each is a plain list of numbers.
+
+        That is what nearly every request to a single-input numeric model is, and one
+        ``np.asarray`` over the batch costs about what one instance's conversion costs (32
+        tabular rows: ~15 us instead of ~190 us). The checks are those the per-instance path
+        applies (element kind, whole numbers and range for integer inputs, sample shape), run
+        on the batch. Anything else (objects, images, ragged or invalid values) returns None
+        and takes the per-instance path, which also produces the error naming the instance.
+        """
+        if len(self.inputs) != 1 or self.loops or not instances:
+            return None
+        spec = self.inputs[0]
+        if spec.dtype is None or spec.dtype.kind not in "biuf":
+            return None
+        if not all(type(instance) is list for instance in instances):
+            return None
+        try:
+            array = coerce(spec, instances)
+            if array.ndim == 0 or array.shape[0] != len(instances):
+                return None
+            one = check_sample_shape(spec, array[0])
+        except InvalidInputError:
+            return None
+        if one.shape != array.shape[1:]:  # flat values for a fixed-shape input, as per instance
+            array = array.reshape((len(instances), *one.shape))
+        return array
+
+    def _predict_batch(self, batch: np.ndarray[Any, Any], count: int) -> list[Any]:
+        results: list[Any] = []
+        name = self.input_names[0]
+        for start in range(0, count, self.max_batch):
+            chunk = batch[start : start + self.max_batch]
+            outputs = self._session_run({name: chunk})
+            results.extend(self.format(values) for values in self._per_instance(outputs, len(chunk)))
+        return results
 
     def predict_samples(self, samples: Sequence[Sample]) -> list[Any]:
         results: list[Any] = []
@@ -121,14 +161,18 @@ class LoadedModel:
                     [_first(o) if self._unbatch_looped and self._batched_output(o, 1) else o for o in outputs]
                 )
             return per_instance
-        count = len(samples)
         feeds = {name: _stack([sample[name] for sample in samples], name) for name in self.input_names}
-        outputs = self._session_run(feeds)
+        return self._per_instance(self._session_run(feeds), len(samples))
+
+    def _per_instance(self, outputs: list[Any], count: int) -> list[list[Any]]:
+        """A batch's outputs (graph order) → each instance's output values (graph order)."""
         columns = [
             list(o) if self._batched_output(o, count) else [o] * count  # unbatched outputs repeat
             for o in outputs
         ]
-        return [[column[i] for column in columns] for i in range(count)]
+        if len(columns) == 1:
+            return [[value] for value in columns[0]]
+        return [list(values) for values in zip(*columns, strict=True)]
 
     @staticmethod
     def _batched_output(output: Any, count: int) -> bool:
@@ -167,6 +211,8 @@ def _short(exc: Exception) -> str:
 
 
 def _stack(arrays: list[np.ndarray[Any, Any]], name: str) -> np.ndarray[Any, Any]:
+    if len(arrays) == 1:  # a batch of one (most API calls): a view, no copy, ~3 us less than stack
+        return arrays[0][None]
     try:
         return np.stack(arrays)
     except ValueError:

@@ -113,11 +113,16 @@ def _source(value: Any, config: Settings) -> s3.S3Uri:
             "copy the file there or ask for an upload URL"
         )
     allowed = (config.staging_prefix, config.input_prefix)
-    if not uri.key.startswith(allowed) or uri.key.endswith("/"):
+    # S3 keys are literal, but tools that sync or download them (and some HTTP stacks) resolve
+    # "." and ".." segments: "inputs/../outputs/x" must not pass for a key under inputs/.
+    dotted = any(part in (".", "..") for part in uri.key.split("/"))
+    if not uri.key.startswith(allowed) or uri.key.endswith("/") or dotted:
         raise BadRequestError(
             f"'input' must name an object under s3://{config.data_bucket}/{config.staging_prefix} or "
-            f"{config.input_prefix} (the only prefixes the API may read)"
+            f"{config.input_prefix} (the only prefixes the API may read), without '.' or '..' segments"
         )
+    if not s3.exists(uri.bucket, uri.key):  # refused now, not left as a job that never starts
+        raise BadRequestError(f"'input' {uri} does not exist")
     return uri
 
 

@@ -80,7 +80,7 @@ def refs_from_message_body(body: str) -> list[ObjectRef] | None:
     """Object refs in one SQS message body; None for a test event or a body that is neither."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not an S3 event, however it fails to parse
         return None
     if is_test_event(doc):
         return None

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sinfer.aws import s3
 from sinfer.aws.sns import publish_job
 from sinfer.config import Settings, settings
-from sinfer.errors import SinferError, TransientError
+from sinfer.errors import InputTooLargeError, SinferError, TransientError
 from sinfer.inference.batch import predict_records
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
@@ -109,7 +109,8 @@ def process_object(
     size = int(head.get("ContentLength", ref.size))
     jobs = jobs or JobStore(config.jobs_table)
     job_id = layout.api_job_id or object_job_id(ref.bucket, ref.key, version)
-    existing = jobs.get(job_id)
+    # Only jobs started through POST /jobs exist before their object arrives (one read saved per file).
+    existing = jobs.get(job_id) if layout.api_job_id else None
     job = Job(
         job_id=job_id,
         model=model_name,
@@ -182,7 +183,11 @@ def _run(
         stream = s3.open_stream(
             ref.bucket, ref.key, ref.version_id or str(head.get("VersionId") or "") or None
         )
-        records = read_records(stream, ref.key, head.get("ContentType"))
+        # Routing saw the compressed size: a .gz is a large file when its content is, and a
+        # bomb (10 GB of zeros in 10 MB) must stop at that size, not run into the timeout.
+        records = read_records(
+            stream, ref.key, head.get("ContentType"), max_decompressed_bytes=config.max_inline_bytes
+        )
         for outcome in predict_records(model, records):
             counts["records"] += 1
             if outcome.error is None:
@@ -198,6 +203,11 @@ def _run(
         writer.abort()
         return _route(job, owner, model.manifest.batch_backend or config.default_batch_backend,
                       "ran out of time in Lambda", jobs)  # fmt: skip
+    except InputTooLargeError:  # a large file after all: the batch path streams it
+        writer.abort()
+        reason = f"decompresses to over MAX_INLINE_BYTES ({config.max_inline_bytes:,} bytes)"
+        return _route(job, owner, model.manifest.batch_backend or config.default_batch_backend,
+                      reason, jobs)  # fmt: skip
     except SinferError as exc:  # the file as a whole is unreadable
         writer.abort()
         return _fail(job, owner, exc, config, jobs, started, started_at, ref, counts)

@@ -170,7 +170,9 @@ class LocalStack:
             self._api.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
-        for function in self._functions.values():
+        # Each function saved the environment it found on entry: leave in reverse order so the
+        # first one's saved copy (the process's original environment) is restored last.
+        for function in reversed(list(self._functions.values())):
             function.__exit__(None, None, None)
         if self._moto is not None:
             self._moto.stop()
@@ -207,7 +209,6 @@ class LocalStack:
             "NOTIFY_TOPIC_ARN": self.topic_arn,
             "BATCH_BACKEND": "local",
             "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_DISABLED": "1",
             **c.extra_env,
         }
 

@@ -7,10 +7,10 @@ models (one instance). What an instance may be is defined once, in
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sinfer.errors import BadRequestError, UnsupportedMediaTypeError
+from sinfer.protocols import jsonbody
 
 # curl -d and many HTTP libraries label a JSON body as a form; Triton and KServe read it as JSON.
 JSON_TYPES = ("application/json", "text/json", "application/x-www-form-urlencoded", "")
@@ -34,10 +34,7 @@ def decode_request(body: bytes, content_type: str | None) -> list[Any]:
         )
     if not body:
         raise BadRequestError('empty body; expected {"instances": [...]}')
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}") from None
+    doc = jsonbody.parse(body)
     if isinstance(doc, dict):
         for key in ("instances", "inputs"):
             if key in doc:

@@ -14,15 +14,18 @@ one JSON document per batch item: the protocol has no map type, and this keeps t
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from sinfer.codecs.arrays import cast
 from sinfer.codecs.dtypes import V2_TO_NUMPY, v2_datatype
 from sinfer.codecs.outputs import to_jsonable
 from sinfer.errors import BadRequestError, InvalidInputError
+from sinfer.protocols import jsonbody
 
 
 @dataclass(slots=True)
@@ -57,10 +60,7 @@ def parse_header_length(value: str | None, body_length: int) -> int | None:
 def decode_request(body: bytes, header_length: int | None) -> InferRequest:
     head = body if header_length is None else body[:header_length]
     binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
-    try:
-        doc = json.loads(head)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"request is not valid JSON: {exc}") from None
+    doc = jsonbody.parse(head, "request")
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise BadRequestError('expected {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     params = _params(doc.get("parameters"), "parameters")
@@ -73,8 +73,10 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
         name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
         if not isinstance(name, str):
             raise BadRequestError(f"{where}: 'name' must be a string")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise BadRequestError(f"{where} ({name}): 'shape' must be a list of non-negative integers")
+        if not _valid_shape(shape):
+            raise BadRequestError(
+                f"{where} ({name}): 'shape' must be a list of at most {MAX_RANK} non-negative integers"
+            )
         if datatype not in V2_TO_NUMPY:
             raise BadRequestError(
                 f"{where} ({name}): unknown datatype {datatype!r}; expected one of {', '.join(V2_TO_NUMPY)}"
@@ -124,8 +126,29 @@ def _params(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+# numpy arrays have at most 64 axes (32 before numpy 2); no model input comes near either.
+MAX_RANK = 32
+
+
+def _valid_shape(shape: Any) -> bool:
+    # bool is an int to Python, but [true, 64] is not a shape; dimensions past 2**62 would
+    # overflow numpy's index type before any size check could refuse them.
+    return (
+        isinstance(shape, list)
+        and len(shape) <= MAX_RANK
+        and all(type(d) is int and 0 <= d < 2**62 for d in shape)
+    )
+
+
 def _count(shape: list[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return math.prod(shape)  # exact: numpy's int64 product wraps for shapes like [10**11] * 3
+
+
+def _reshape(array: np.ndarray[Any, Any], shape: list[int], where: str) -> np.ndarray[Any, Any]:
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # e.g. [2**61, 0]: no values, yet more than numpy can index
+        raise InvalidInputError(f"{where}: shape {shape} cannot be used: {exc}") from None
 
 
 def _from_json(data: Any, shape: list[int], datatype: str, where: str) -> np.ndarray[Any, Any]:
@@ -139,12 +162,12 @@ def _from_json(data: Any, shape: list[int], datatype: str, where: str) -> np.nda
     if datatype != "BYTES":
         if array.dtype.kind not in "biuf":
             raise InvalidInputError(f"{where}: expected {datatype} numbers in 'data'")
-        array = array.astype(dtype)
+        array = cast(array, dtype, where)
     if array.size != _count(shape):
         raise InvalidInputError(
             f"{where}: shape {shape} needs {_count(shape)} values, 'data' has {array.size}"
         )
-    return array.reshape(shape)
+    return _reshape(array, shape, where)
 
 
 def _from_binary(raw: memoryview, shape: list[int], datatype: str, where: str) -> np.ndarray[Any, Any]:
@@ -165,13 +188,13 @@ def _from_binary(raw: memoryview, shape: list[int], datatype: str, where: str) -
             raise InvalidInputError(f"{where}: shape {shape} needs {count} BYTES elements, got {len(items)}")
         array = np.empty(count, dtype=object)
         array[:] = [item.decode("utf-8", "replace") for item in items]
-        return array.reshape(shape)
+        return _reshape(array, shape, where)
     dtype = V2_TO_NUMPY[datatype]
     if len(raw) != count * dtype.itemsize:
         raise InvalidInputError(
             f"{where}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, got {len(raw)}"
         )
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+    return _reshape(np.frombuffer(raw, dtype=dtype.newbyteorder("<")), shape, where)
 
 
 def _as_tensor(value: Any) -> np.ndarray[Any, Any]:

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Final, Literal, Protocol
 import numpy as np
 
 from sinfer.codecs.images import looks_like_image
-from sinfer.errors import UnreadableInputError
+from sinfer.errors import InputTooLargeError, UnreadableInputError
 from sinfer.records.types import (
     EMPTY_CELL,
     INVALID_CSV,
@@ -219,7 +219,7 @@ class _GunzipReader(io.RawIOBase):
         count = len(data)
         self.total += count
         if self._limit is not None and self.total > self._limit:
-            raise UnreadableInputError(
+            raise InputTooLargeError(
                 f"{self._name} decompresses to more than {self._limit:,} bytes, the limit for one "
                 f"input file; split it into smaller files"
             )

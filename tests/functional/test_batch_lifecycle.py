@@ -1,0 +1,605 @@
+"""A batch file's life: quota queueing, every terminal status, retries, duplicates, the sweeper, handlers.
+
+Bedrock is scripted with botocore's Stubber (see test_batch_bedrock.py, whose helpers write
+Bedrock's outputs into moto S3 and deliver the committed sample events); end-to-end runs use
+the local backend, which emulates both services (the SageMaker side drives the real container
+app over HTTP). Throughout, what matters is the invariant the user relies on: every input
+record comes out exactly once, as a prediction or an error, in input order, and the file is
+merged and notified once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+from botocore.stub import ANY
+
+from events import build_batch_events
+from sinfer.batch import orchestrator
+from sinfer.batch.handlers import handle_collect, handle_submit
+from sinfer.batch.orchestrator import parse_state_change
+from sinfer.config import Settings
+from sinfer.jobs.events import ObjectRef
+from sinfer.jobs.ingest import process_object
+from sinfer.jobs.store import JobStore
+from sinfer.jobs.types import object_job_id
+from tests.conftest import EVENTS, load_event
+from tests.functional.conftest import AwsStack, BedrockStubs, Configure, routed_job
+from tests.functional.test_batch_bedrock import (
+    KEY,
+    MODEL,
+    MODEL_ID,
+    OUTPUT,
+    ROLE,
+    SUMMARY,
+    answer,
+    deliver,
+    expect_invoke,
+    expect_status,
+    expect_submit,
+    reviews,
+    shard,
+    summary_of,
+)
+from tests.functional.test_batch_sagemaker import assert_same_as_direct, direct, scans
+
+
+@pytest.fixture
+def env(aws: AwsStack, bedrock: BedrockStubs, configure: Configure) -> Settings:
+    return configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE)
+
+
+def statuses(aws: AwsStack, job_id: str) -> dict[str, str]:
+    return {
+        child.job_id.removeprefix(job_id + "-"): child.status
+        for child in JobStore(aws.table).children(job_id)
+    }
+
+
+class Submissions:
+    """Bedrock accepting CreateModelInvocationJob for whichever shards the dispatcher picks.
+
+    Which queued shard goes first is not specified (they wait in a DynamoDB index), so the
+    Stubber is told to expect any job name here, and a hook records what each call asked for.
+    """
+
+    def __init__(self, stubs: BedrockStubs) -> None:
+        self.stubs = stubs
+        self.names: list[str] = []
+        self._ids = itertools.count()
+        stubs.control.client.meta.events.register(
+            "before-parameter-build.bedrock.CreateModelInvocationJob", self._record
+        )
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        assert params["clientRequestToken"] == params["jobName"]
+        self.names.append(params["jobName"])
+
+    def accept(self, count: int = 1) -> None:
+        for _ in range(count):
+            arn = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/queued{next(self._ids):06d}"
+            self.stubs.control.add_response(
+                "create_model_invocation_job",
+                {"jobArn": arn},
+                {
+                    "jobName": ANY,
+                    "clientRequestToken": ANY,
+                    "roleArn": ROLE,
+                    "modelId": MODEL_ID,
+                    "inputDataConfig": ANY,
+                    "outputDataConfig": ANY,
+                    "timeoutDurationInHours": 72,
+                },
+            )
+
+
+# --- quota-aware queueing ------------------------------------------------------------------------
+
+
+def test_shards_wait_for_a_free_slot_and_each_terminal_event_starts_the_next(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure
+) -> None:
+    # GIVEN 500 reviews in 5 job files of 100, and room for 2 jobs at a time for this model
+    configure(
+        BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100, BATCH_MAX_CONCURRENT_JOBS=2
+    )
+    job_id = routed_job(aws, KEY, reviews(500), MODEL)
+    submissions = Submissions(bedrock)
+    submissions.accept(2)
+
+    # WHEN the file is submitted
+    orchestrator.submit(job_id)
+
+    # THEN only 2 jobs are started; 3 wait
+    bedrock.assert_all_called()
+    assert sorted(statuses(aws, job_id).values()) == ["QUEUED"] * 3 + ["SUBMITTED"] * 2
+
+    # WHEN each running job completes, one at a time
+    finished = 0
+    while running := sorted(k for k, v in statuses(aws, job_id).items() if v == "SUBMITTED"):
+        waiting = sum(1 for v in statuses(aws, job_id).values() if v == "QUEUED")
+        if waiting:
+            submissions.accept()
+        answer(aws, f"{job_id}-{running[0]}")
+        outcome = deliver(aws, f"{job_id}-{running[0]}")
+        finished += 1
+        bedrock.assert_all_called()
+        # THEN its slot goes to the next waiting shard, and never more than 2 run at once
+        now = statuses(aws, job_id)
+        assert sum(1 for v in now.values() if v == "SUBMITTED") == min(2, 5 - finished)
+        assert outcome["merged"] == (finished == 5)
+
+    # THEN every shard was submitted once, under its own name, and all 500 records are merged
+    assert sorted(submissions.names) == [f"{job_id}-s{i:04d}" for i in range(5)]
+    assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(500)]
+    assert len(aws.notifications()) == 1
+
+
+# --- terminal statuses, retries --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "processed", "shard_status"),
+    [
+        ("partially_completed", 80, "COMPLETED"),
+        ("stopped", 80, "FAILED"),
+        ("failed", 0, "FAILED"),
+        ("expired", 0, "FAILED"),
+    ],
+)
+def test_records_a_job_did_not_reach_are_retried_as_a_new_job(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings, status: str, processed: int, shard_status: str
+) -> None:
+    # GIVEN a job of 200 reviews that ends <status> having processed only the first `processed`
+    job_id = routed_job(aws, KEY, reviews(200), MODEL)
+    first, retry = f"{job_id}-s0000", f"{job_id}-s0000-r1"
+    expect_submit(bedrock, aws, first)
+    orchestrator.submit(job_id)
+    if processed:
+        answer(aws, first, missing=range(processed, 200))
+    expect_submit(bedrock, aws, retry)
+
+    # WHEN its state change arrives
+    outcome = deliver(aws, first, status, "the job ended early")
+
+    # THEN the unprocessed records (at least 100: a Bedrock job again) went to job -r1, by recordId
+    bedrock.assert_all_called()
+    assert outcome["collected"] is True
+    assert outcome["merged"] is False
+    assert shard(aws, first).status == shard_status
+    again = shard(aws, retry)
+    assert (again.status, again.records, again.extra["attempt"]) == ("SUBMITTED", 200 - processed, 2)
+    sent = aws.lines(f"batch/{job_id}/s0000-r1/input.jsonl")
+    assert [int(line["recordId"]) for line in sent] == list(range(processed, 200))
+
+    # WHEN the retry completes
+    answer(aws, retry)
+    assert deliver(aws, retry)["merged"] is True
+
+    # THEN the file is whole, in order
+    assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(200)]
+    summary = aws.json(SUMMARY)
+    assert summary["counts"] == {"records": 200, "predictions": 200, "errors": 0}
+    assert summary["retries"] == 1
+
+
+def test_a_completed_job_with_error_lines_retries_what_may_succeed_then_reports_the_rest(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+) -> None:
+    # GIVEN a job of 150 reviews that ends Completed, yet: 5 records refused (400), 5 failed on
+    # Bedrock's side (500), 2 throttled (429), and 3 with no output line at all
+    job_id = routed_job(aws, KEY, reviews(150), MODEL)
+    expect_submit(bedrock, aws, f"{job_id}-s0000")
+    orchestrator.submit(job_id)
+    refused, faulted, throttled, missing = (10, 20, 30, 40, 50), (11, 21, 31, 41, 51), (12, 22), (13, 23, 33)
+    errors = {i: 400 for i in refused} | {i: 500 for i in faulted} | {i: 429 for i in throttled}
+    answer(aws, f"{job_id}-s0000", errors=errors, missing=missing)
+    # The 10 retryable records are under Bedrock's job minimum: they are retried through
+    # InvokeModel (attempt 2), where three fail again, and once more (attempt 3, the last).
+    stubborn = (11, 21, 31)
+    for i in sorted(faulted + throttled + missing):
+        if i in stubborn:
+            bedrock.runtime.add_client_error("invoke_model", "InternalServerException", http_status_code=500)
+        else:
+            expect_invoke(bedrock, i)
+    for _ in stubborn:
+        bedrock.runtime.add_client_error("invoke_model", "InternalServerException", http_status_code=500)
+
+    # WHEN the Completed event arrives
+    outcome = deliver(aws, f"{job_id}-s0000")
+
+    # THEN the lines were trusted over the status: retries ran, and the file is merged
+    bedrock.assert_all_called()
+    assert outcome["merged"] is True
+    assert statuses(aws, job_id) == {"s0000": "COMPLETED", "s0000-r1": "COMPLETED", "s0000-r2": "COMPLETED"}
+    lines = aws.lines(OUTPUT)
+    assert len(lines) == 150
+    for i, line in enumerate(lines):
+        if i in refused:
+            assert line["error"]["code"] == "bedrock_400", line
+        elif i in stubborn:
+            assert line["error"]["code"] == "bedrock_500", line
+            assert "InternalServerException" in line["error"]["message"]
+        else:
+            assert line == {"id": f"r{i:05d}", "prediction": summary_of(i)}
+    summary = aws.json(SUMMARY)
+    assert summary["counts"] == {"records": 150, "predictions": 142, "errors": 8}
+    assert summary["retries"] == 2
+
+
+def test_records_still_missing_after_the_last_attempt_are_reported_as_not_processed(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure
+) -> None:
+    # GIVEN two attempts per record, and a job that fails, then a retry that expires
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BATCH_MAX_ATTEMPTS=2)
+    job_id = routed_job(aws, KEY, reviews(150), MODEL)
+    expect_submit(bedrock, aws, f"{job_id}-s0000")
+    orchestrator.submit(job_id)
+    expect_submit(bedrock, aws, f"{job_id}-s0000-r1")
+    deliver(aws, f"{job_id}-s0000", "failed", "Access denied to the input file")
+
+    # WHEN the retry expires too
+    outcome = deliver(aws, f"{job_id}-s0000-r1", "expired", "The job did not start within 72 hours")
+
+    # THEN no third job: every record is an error line saying why it was not processed
+    bedrock.assert_all_called()
+    assert outcome["merged"] is True
+    lines = aws.lines(OUTPUT)
+    assert [line["id"] for line in lines] == [f"r{i:05d}" for i in range(150)]
+    assert {line["error"]["code"] for line in lines} == {"not_processed"}
+    assert "Expired" in lines[0]["error"]["message"]
+    assert "did not start within 72 hours" in lines[0]["error"]["message"]
+    assert aws.json(SUMMARY)["counts"] == {"records": 150, "predictions": 0, "errors": 150}
+    [notice] = aws.notifications()
+    assert notice["counts"] == {"records": 150, "predictions": 0, "errors": 150}
+
+
+# --- duplicates and order ---------------------------------------------------------------------------
+
+
+def test_duplicate_and_late_events_collect_merge_and_notify_once(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+) -> None:
+    # GIVEN a submitted file whose job has completed
+    job_id = routed_job(aws, KEY, reviews(120), MODEL)
+    shard_id = f"{job_id}-s0000"
+    expect_submit(bedrock, aws, shard_id)
+    orchestrator.submit(job_id)
+    answer(aws, shard_id)
+
+    # WHEN the Completed event arrives, then again, then a late InProgress and a stray Failed
+    first = deliver(aws, shard_id)
+    collected_at = shard(aws, shard_id).extra["collected_at"]
+    again = deliver(aws, shard_id)
+    late = deliver(aws, shard_id, "in_progress")
+    stray = deliver(aws, shard_id, "failed", "not this job's fate")
+
+    # THEN only the first one collected and merged; the others changed nothing
+    assert (first["collected"], first["merged"]) == (True, True)
+    assert (again["collected"], again["merged"]) == (False, False)
+    assert late["note"] == "not terminal"
+    assert (stray["collected"], stray["merged"]) == (False, False)
+    assert shard(aws, shard_id).status == "COMPLETED"
+    assert shard(aws, shard_id).extra["collected_at"] == collected_at
+    assert len(aws.lines(OUTPUT)) == 120
+    assert [n["job_id"] for n in aws.notifications()] == [job_id]
+
+
+# --- the sweeper -------------------------------------------------------------------------------------
+
+
+def test_a_missed_bedrock_event_is_recovered_by_the_sweeper(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+) -> None:
+    # GIVEN a submitted file whose job is still running
+    job_id = routed_job(aws, KEY, reviews(120), MODEL)
+    shard_id = f"{job_id}-s0000"
+    expect_submit(bedrock, aws, shard_id)
+    orchestrator.submit(job_id)
+    expect_status(bedrock, aws, shard_id, "InProgress")
+
+    # WHEN the sweeper runs, it leaves a running job alone
+    found = handle_collect(load_event("batch/sweep.json"))
+    assert (found["polled"], found["collected"], found["merged"]) == (1, 0, 0)
+
+    # WHEN the job completes, its event is lost, and the sweeper runs again
+    answer(aws, shard_id)
+    expect_status(bedrock, aws, shard_id, "Completed")
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN GetModelInvocationJob told it, and it collected and merged the file, once
+    bedrock.assert_all_called()
+    assert (found["collected"], found["merged"]) == (1, 1)
+    assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(120)]
+    assert handle_collect(load_event("batch/sweep.json"))["polled"] == 0  # no Bedrock call
+    assert len(aws.notifications()) == 1
+
+
+def test_the_sweeper_requeues_a_submission_that_died_midway(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure
+) -> None:
+    # GIVEN two shards left SUBMITTING: one by a dispatcher that died an hour ago, one just now
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=120)
+    job_id = routed_job(aws, KEY, reviews(240), MODEL)
+    bedrock.control.add_client_error(
+        "create_model_invocation_job", "ThrottlingException", http_status_code=429
+    )
+    orchestrator.submit(job_id)
+    jobs = JobStore(aws.table)
+    stale, fresh = f"{job_id}-s0000", f"{job_id}-s0001"
+    assert jobs.transition(
+        stale, "SUBMITTING", allowed_from=("QUEUED",), fields={"updated_at": "2026-01-01T00:00:00.000000Z"}
+    )
+    assert jobs.transition(fresh, "SUBMITTING", allowed_from=("QUEUED",))
+
+    # WHEN the sweeper runs
+    expect_submit(bedrock, aws, stale)  # the same name and token: Bedrock would not start it twice
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN the stale one was put back in the queue and submitted; the fresh one is left alone
+    bedrock.assert_all_called()
+    assert found["requeued"] == 1
+    assert statuses(aws, job_id) == {"s0000": "SUBMITTED", "s0001": "SUBMITTING"}
+
+
+LONG_AGO = "2026-01-01T00:00:00.000000Z"
+
+
+def test_the_sweeper_redoes_a_collection_that_died_midway(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+) -> None:
+    # GIVEN a completed job whose collector died while reading its outputs, an hour ago
+    job_id = routed_job(aws, KEY, reviews(120), MODEL)
+    shard_id = f"{job_id}-s0000"
+    expect_submit(bedrock, aws, shard_id)
+    orchestrator.submit(job_id)
+    answer(aws, shard_id)
+    jobs = JobStore(aws.table)
+    assert jobs.transition(
+        shard_id, "COLLECTING", allowed_from=("SUBMITTED",), fields={"updated_at": LONG_AGO}
+    )
+    # (EventBridge's retry of the same event finds the shard taken, and changes nothing)
+    assert deliver(aws, shard_id)["collected"] is False
+
+    # WHEN the sweeper runs
+    expect_status(bedrock, aws, shard_id, "Completed")
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN it put the shard back, asked Bedrock, collected it and merged the file
+    bedrock.assert_all_called()
+    assert (found["requeued"], found["collected"], found["merged"]) == (1, 1, 1)
+    assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(120)]
+    assert len(aws.notifications()) == 1
+
+
+def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 102 reviews (a job of 100 and a remainder of 2) whose submitter dies during the
+    # remainder's InvokeModel calls, after the job was started
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100)
+    job_id = routed_job(aws, KEY, reviews(102), MODEL)
+    expect_submit(bedrock, aws, f"{job_id}-s0000")
+
+    def timed_out(*_: Any, **__: Any) -> None:
+        raise TimeoutError("Task timed out after 900.00 seconds")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(orchestrator, "realtime_bedrock", timed_out)
+        with pytest.raises(TimeoutError):
+            orchestrator.submit(job_id)
+    bedrock.assert_all_called()
+    assert statuses(aws, job_id) == {"s0000": "SUBMITTED", "s0001": "SUBMITTED"}
+
+    # WHEN the sweeper runs while such a run could still be going on
+    expect_status(bedrock, aws, f"{job_id}-s0000", "InProgress")
+    handle_collect(load_event("batch/sweep.json"))
+
+    # THEN it leaves the remainder alone (no InvokeModel call was scripted)
+    bedrock.assert_all_called()
+    assert shard(aws, f"{job_id}-s0001").status == "SUBMITTED"
+
+    # WHEN it runs again, the remainder untouched for longer than any Lambda runs
+    JobStore(aws.table).transition(f"{job_id}-s0001", "SUBMITTED", fields={"updated_at": LONG_AGO})
+    expect_status(bedrock, aws, f"{job_id}-s0000", "InProgress")
+    for i in (100, 101):
+        expect_invoke(bedrock, i)
+    handle_collect(load_event("batch/sweep.json"))
+
+    # THEN the remainder is run again, and the job's completion merges everything
+    bedrock.assert_all_called()
+    assert shard(aws, f"{job_id}-s0001").status == "COMPLETED"
+    answer(aws, f"{job_id}-s0000")
+    assert deliver(aws, f"{job_id}-s0000")["merged"] is True
+    assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(102)]
+
+
+def test_the_sweeper_submits_a_routed_file_nobody_submitted(aws: AwsStack, configure: Configure) -> None:
+    # GIVEN a large upload that s3_ingest routed to batch, with no batch_submit to ask
+    configure(BATCH_BACKEND="local", MAX_INLINE_BYTES=1_000)
+    key = "inputs/claude_summarize/late.jsonl"
+    aws.put(key, reviews(30))
+    routed = process_object(ObjectRef(aws.bucket, key), lambda: 900_000)
+    assert routed.status == "routed"
+    assert (aws.job(routed.job_id) or {})["status"] == "ROUTED"
+
+    # WHEN the sweeper runs
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN it submitted the file, and (the local emulator being quick) it is done
+    assert found["submitted"] == 1
+    done = aws.job(routed.job_id)
+    assert done is not None
+    assert done["status"] == "COMPLETED"
+    assert done["counts"] == {"records": 30, "predictions": 30, "errors": 0}
+    assert len(aws.lines("outputs/claude_summarize/late.jsonl.predictions.jsonl")) == 30
+
+
+# --- end to end through the local backend ------------------------------------------------------------
+
+
+def test_an_onnx_upload_runs_end_to_end_through_the_emulated_batch_transform(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN an upload of 40 digit scans (and two bad records), too large for Lambda here
+    configure(BATCH_BACKEND="local", MAX_INLINE_BYTES=1_000, SAGEMAKER_MAX_RECORDS=15)
+    body = scans(40, bad=True)
+    key = "inputs/digits/big/scans.jsonl"
+    aws.put(key, body)
+
+    # WHEN s3_ingest routes it and batch_submit submits it
+    routed = process_object(ObjectRef(aws.bucket, key), lambda: 900_000)
+    assert routed.status == "routed"
+    result = handle_submit({"job_id": routed.job_id})
+
+    # THEN 3 transform jobs ran on the real container app, and the results are the model's own
+    assert result["shards"] == 3
+    merged = aws.lines("outputs/digits/big/scans.jsonl.predictions.jsonl")
+    assert_same_as_direct(merged, direct(body))
+    summary = aws.json("outputs/digits/big/scans.jsonl.summary.json")
+    assert summary["counts"] == {"records": 42, "predictions": 40, "errors": 2}
+    assert summary["backend"] == "local (sagemaker emulator)"
+    job = aws.job(routed.job_id)
+    assert job is not None
+    assert job["status"] == "COMPLETED"
+    assert job["backend"] == "sagemaker"
+    [notice] = aws.notifications()
+    assert notice["status"] == "COMPLETED"
+
+
+def test_a_bedrock_entry_upload_runs_end_to_end_through_the_emulator(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN an upload of 250 reviews and two bad lines for the Bedrock entry
+    configure(BATCH_BACKEND="local", BEDROCK_MAX_RECORDS=100)
+    body = reviews(125) + b"not json\n" + b'{"id": "blank", "text": ""}\n' + reviews(125, start=125)
+    aws.put(KEY, body)
+
+    # WHEN s3_ingest routes it (a foundation model never runs in Lambda) and batch_submit runs
+    routed = process_object(ObjectRef(aws.bucket, KEY), lambda: 900_000)
+    assert routed.status == "routed"
+    result = orchestrator.submit(routed.job_id)
+
+    # THEN two emulated jobs of 100 and an InvokeModel remainder of 50 cover every record
+    assert result["shards"] == 3
+    assert (aws.job(f"{routed.job_id}-s0002") or {})["counts"]["records"] == 50
+    lines = aws.lines(OUTPUT)
+    assert len(lines) == 252
+    good = [line for line in lines if "prediction" in line]
+    assert [line["id"] for line in good] == [f"r{i:05d}" for i in range(250)]
+    for i, line in enumerate(good):
+        assert line["prediction"].startswith(f"[emulated anthropic] Review {i}:")
+    assert [line["error"]["code"] for line in lines if "error" in line] == ["invalid_json", "invalid_input"]
+    summary = aws.json(SUMMARY)
+    assert summary["counts"] == {"records": 252, "predictions": 250, "errors": 2}
+    assert summary["records_match"] is True
+    assert summary["backend"] == "local (bedrock emulator)"
+    assert summary["tokens"]["input"] > 0
+    assert summary["cost_estimate"]["usd"] > 0
+
+
+# --- handlers and the sample events --------------------------------------------------------------------
+
+
+def test_handle_submit_takes_a_job_id_and_explains_anything_else(aws: AwsStack, configure: Configure) -> None:
+    configure(BATCH_BACKEND="local")
+    job_id = routed_job(aws, KEY, reviews(3), MODEL)
+
+    assert handle_submit({"job_id": job_id})["status"] == "SUBMITTED"
+    assert (aws.job(job_id) or {})["status"] == "COMPLETED"
+    assert handle_submit({"job_id": job_id}) == {
+        "job_id": job_id,
+        "status": "COMPLETED",
+        "note": "already submitted",
+    }
+    assert handle_submit({"job_id": "s3-none"})["status"] == "unknown job"
+    assert "expected" in handle_submit({"Records": []})["error"]
+
+
+def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: Configure) -> None:
+    # GIVEN two files under the scheduled prefix (and a folder marker)
+    configure(BATCH_BACKEND="local")
+    event = load_event("batch/scheduled_run.json")
+    assert event == {"action": "scheduled-run", "prefix": "scheduled/", "model": "digits"}
+    first, second = scans(4), scans(6)
+    aws.put("scheduled/2026-01-01/", b"")
+    aws.put("scheduled/2026-01-01/a.jsonl", first)
+    aws.put("scheduled/2026-01-01/b.jsonl", second)
+
+    # WHEN the schedule fires
+    result = handle_submit(event)
+
+    # THEN each object became one batch job, its results beside the other outputs
+    assert len(result["jobs"]) == 2
+    for name, body in (("a", first), ("b", second)):
+        merged = aws.lines(f"outputs/scheduled/2026-01-01/{name}.jsonl.predictions.jsonl")
+        assert_same_as_direct(merged, direct(body))
+        head = aws.s3.head_object(Bucket=aws.bucket, Key=f"scheduled/2026-01-01/{name}.jsonl")
+        assert (
+            object_job_id(aws.bucket, f"scheduled/2026-01-01/{name}.jsonl", head["ETag"].strip('"'))
+            in result["jobs"]
+        )
+    assert len(aws.notifications()) == 2
+
+    # WHEN it fires again with nothing new
+    again = handle_submit(event)
+
+    # THEN nothing is run twice
+    assert again["jobs"] == []
+    assert aws.notifications() == []
+    assert "refusing" in handle_submit({**event, "prefix": "outputs/"})["error"]
+
+
+def test_handle_collect_ignores_what_is_not_its_business(aws: AwsStack, configure: Configure) -> None:
+    configure(BATCH_BACKEND="local")
+    # An S3 event (not a batch job state change)
+    assert handle_collect(load_event("s3/eventbridge_object_created.json")) == {"ignored": True}
+    # A job sinfer does not own (the samples name shards of files that do not exist)
+    for path in sorted((EVENTS / "batch").glob("*_completed.json")):
+        outcome = handle_collect(json.loads(path.read_text()))
+        assert outcome["ignored"].startswith("unknown job"), path.name
+    # The sweeper on an empty table
+    assert handle_collect(load_event("batch/sweep.json")) == {
+        "polled": 0,
+        "collected": 0,
+        "requeued": 0,
+        "merged": 0,
+        "submitted": 0,
+    }
+    assert aws.notifications() == []
+
+
+def test_the_committed_batch_events_are_what_the_builder_writes() -> None:
+    assert build_batch_events.stale(build_batch_events.build()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "service", "status", "terminal"),
+    [
+        ("bedrock_completed", "bedrock", "Completed", True),
+        ("bedrock_partially_completed", "bedrock", "PartiallyCompleted", True),
+        ("bedrock_failed", "bedrock", "Failed", True),
+        ("bedrock_stopped", "bedrock", "Stopped", True),
+        ("bedrock_expired", "bedrock", "Expired", True),
+        ("bedrock_in_progress", "bedrock", "InProgress", False),
+        ("sagemaker_completed", "sagemaker", "Completed", True),
+        ("sagemaker_failed", "sagemaker", "Failed", True),
+        ("sagemaker_stopped", "sagemaker", "Stopped", True),
+    ],
+)
+def test_each_sample_state_change_reads_as_its_service_and_status(
+    name: str, service: str, status: str, terminal: bool
+) -> None:
+    event = load_event(f"batch/{name}.json")
+    change = parse_state_change(event)
+    assert change is not None
+    assert (change.service, change.status, change.terminal) == (service, status, terminal)
+    assert change.name.startswith("s3-")
+    assert change.name.endswith("-s0000")
+    if status == "Failed":
+        assert change.message
+    if service == "sagemaker":  # SageMaker's times are epoch milliseconds
+        assert event["detail"]["CreationTime"] > 10**12

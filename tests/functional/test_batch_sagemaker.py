@@ -1,0 +1,303 @@
+"""The SageMaker Batch Transform path against moto (CreateModel, CreateTransformJob, DescribeTransformJob).
+
+moto records the transform jobs sinfer creates but runs nothing, so :func:`run_transform` plays
+the part of the job: it feeds each shard's input to the container's own request handling
+(:func:`sinfer.sagemaker.codec.transform`, what ``/invocations`` runs) and writes
+``<output>/input.jsonl.out``, one line per input line, as ``AssembleWith=Line`` does. The
+merged results are then compared with the ONNX model's direct predictions on the same file.
+moto marks every transform job Completed at once; where a test needs another status for the
+sweeper to find, it sets it on moto's record of the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_digits
+
+import sinfer.aws.s3
+from sinfer.aws.s3 import S3Uri
+from sinfer.batch import orchestrator
+from sinfer.batch.handlers import handle_collect
+from sinfer.config import Settings
+from sinfer.inference.batch import predict_records
+from sinfer.inference.registry import default_registry
+from sinfer.jobs.store import JobStore
+from sinfer.jobs.types import Job
+from sinfer.records import error_line, prediction_line, read_records
+from sinfer.sagemaker.codec import transform
+from tests.conftest import MODELS
+from tests.functional.conftest import REGION, AwsStack, Configure, batch_event, routed_job
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sinfer-sagemaker:1"
+ROLE = "arn:aws:iam::123456789012:role/sinfer-sagemaker"
+KEY = "inputs/digits/scans.jsonl"
+OUTPUT = "outputs/digits/scans.jsonl.predictions.jsonl"
+SUMMARY = "outputs/digits/scans.jsonl.summary.json"
+PACKAGE = "batch/models/digits/1/model.tar.gz"
+
+
+def scans(count: int, *, bad: bool = False) -> bytes:
+    """``count`` digit images as JSON Lines; with ``bad``, a broken line and a 63-pixel image too."""
+    rows = load_digits().data[:count]
+    lines = [
+        json.dumps({"id": f"scan-{i:03d}", "instance": [float(v) for v in row]}) for i, row in enumerate(rows)
+    ]
+    if bad:
+        lines.insert(3, '{"id": "torn", "instance": [0.0, 1.0')
+        lines.insert(7, json.dumps({"id": "short", "instance": [0.0] * 63}))
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def direct(body: bytes) -> list[dict[str, Any]]:
+    """What the ONNX model says about the same file, record by record, without any batch job."""
+    model = default_registry().get("digits")
+    lines = []
+    for outcome in predict_records(model, read_records(io.BytesIO(body), KEY, None)):
+        if outcome.error is None:
+            lines.append(json.loads(prediction_line(outcome.record.id, outcome.prediction)))
+        else:
+            lines.append(json.loads(error_line(outcome.record.id, outcome.error.code, outcome.error.message)))
+    return lines
+
+
+def shard(aws: AwsStack, shard_id: str) -> Job:
+    found = JobStore(aws.table).get(shard_id)
+    assert found is not None, f"no shard {shard_id}"
+    return found
+
+
+def run_transform(aws: AwsStack, shard_id: str, *, lines: int | None = None) -> None:
+    """What Batch Transform writes for a shard: the container's answer to each input line, in order.
+
+    ``lines`` cuts the output short (a job stopped before it finished the file).
+    """
+    job = shard(aws, shard_id)
+    body = aws.get(S3Uri.parse(job.input).key)
+    answers = transform(default_registry().get("digits"), body, "jsonl", "jsonl").splitlines(keepends=True)
+    assert len(answers) == body.count(b"\n")
+    aws.put(S3Uri.parse(job.output).key + "input.jsonl.out", b"".join(answers[:lines]))
+
+
+def deliver(shard_id: str, status: str = "completed", reason: str = "") -> dict[str, Any]:
+    event = batch_event(f"sagemaker_{status}", shard_id)
+    if reason:
+        event["detail"]["FailureReason"] = reason
+    return handle_collect(event)
+
+
+def set_moto_status(shard_id: str, status: str, reason: str = "") -> None:
+    """moto completes transform jobs at once; a test that needs another status sets it here."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    job = sagemaker_backends["123456789012"][REGION].transform_jobs[shard_id]
+    job.transform_job_status = status
+    job.failure_reason = reason
+
+
+def sagemaker(aws: AwsStack) -> Any:
+    import boto3
+
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+@pytest.fixture
+def env(aws: AwsStack, configure: Configure) -> Settings:
+    return configure(
+        BATCH_BACKEND="sagemaker",
+        SAGEMAKER_IMAGE_URI=IMAGE,
+        SAGEMAKER_ROLE_ARN=ROLE,
+        SAGEMAKER_MAX_RECORDS=25,
+        SAGEMAKER_MAX_PAYLOAD_MB=4,
+        SAGEMAKER_INSTANCE_TYPE="ml.c5.xlarge",
+    )
+
+
+def test_shards_become_transform_jobs_and_outputs_join_by_line(
+    aws: AwsStack, env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 60 digit scans (and two bad records) routed to batch, at most 25 records per job
+    body = scans(60, bad=True)
+    job_id = routed_job(aws, KEY, body, "digits")
+    packaged: list[str] = []
+    put_bytes = sinfer.aws.s3.put_bytes
+
+    def spy(bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        if key.endswith("model.tar.gz"):
+            packaged.append(key)
+        put_bytes(bucket, key, data, content_type)
+
+    monkeypatch.setattr(sinfer.aws.s3, "put_bytes", spy)
+
+    # WHEN batch_submit runs
+    result = orchestrator.submit(job_id)
+
+    # THEN 61 records were sent in 3 transform jobs (the torn line never was) ...
+    assert result == {"job_id": job_id, "status": "SUBMITTED", "shards": 3, "records": 62}
+    client = sagemaker(aws)
+    for index, count in enumerate((25, 25, 11)):
+        shard_id = f"{job_id}-s{index:04d}"
+        assert shard(aws, shard_id).status == "SUBMITTED"
+        assert shard(aws, shard_id).records == count
+        described = client.describe_transform_job(TransformJobName=shard_id)
+        work = f"s3://{aws.bucket}/batch/{job_id}/s{index:04d}/"
+        assert described["ModelName"] == "sinfer-digits-1"
+        assert described["BatchStrategy"] == "MultiRecord"
+        assert described["MaxPayloadInMB"] == 4
+        assert described["TransformInput"] == {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": work + "input.jsonl"}},
+            "ContentType": "application/jsonlines",
+            "SplitType": "Line",
+        }
+        assert described["TransformOutput"] == {
+            "S3OutputPath": work + "output/",
+            "Accept": "application/jsonlines",
+            "AssembleWith": "Line",
+        }
+        assert described["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1}
+    # ... all served by one SageMaker model whose package was made once, from the store's files
+    model = client.describe_model(ModelName="sinfer-digits-1")
+    assert model["PrimaryContainer"] == {"Image": IMAGE, "ModelDataUrl": f"s3://{aws.bucket}/{PACKAGE}"}
+    assert model["ExecutionRoleArn"] == ROLE
+    assert packaged == [PACKAGE]
+    with tarfile.open(fileobj=io.BytesIO(aws.get(PACKAGE)), mode="r:gz") as tar:
+        assert sorted(tar.getnames()) == ["model.json", "model.onnx"]
+        onnx = tar.extractfile("model.onnx")
+        assert onnx is not None
+        digest = hashlib.sha256(onnx.read()).hexdigest()
+    assert digest == hashlib.sha256((MODELS / "digits/1/model.onnx").read_bytes()).hexdigest()
+
+    # WHEN the three jobs finish, the last one first
+    for index in (2, 0, 1):
+        run_transform(aws, f"{job_id}-s{index:04d}")
+        outcome = deliver(f"{job_id}-s{index:04d}")
+        assert outcome["collected"] is True
+
+    # THEN the merged file is exactly what the model says about the file directly
+    assert outcome["merged"] is True
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+    summary = aws.json(SUMMARY)
+    assert summary["counts"] == {"records": 62, "predictions": 60, "errors": 2}
+    assert summary["records_match"] is True
+    assert summary["backend"] == "sagemaker"
+    assert [n["status"] for n in aws.notifications()] == ["COMPLETED"]
+
+
+def assert_same_as_direct(merged: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    assert [line["id"] for line in merged] == [line["id"] for line in expected]
+    for got, want in zip(merged, expected, strict=True):
+        if "error" in want:  # the same verdict; the container may word its line numbers differently
+            assert got["error"]["code"] == want["error"]["code"], got
+        else:
+            assert got == want
+
+
+def test_a_missed_event_is_recovered_by_the_sweeper_from_describe_transform_job(
+    aws: AwsStack, env: Settings
+) -> None:
+    # GIVEN a submitted file whose job is still running
+    body = scans(20)
+    job_id = routed_job(aws, KEY, body, "digits")
+    orchestrator.submit(job_id)
+    shard_id = f"{job_id}-s0000"
+    set_moto_status(shard_id, "InProgress")
+
+    # WHEN the sweeper runs, nothing is collected yet
+    assert handle_collect({"action": "sweep"})["collected"] == 0
+    assert shard(aws, shard_id).status == "SUBMITTED"
+
+    # WHEN the job completes but its event never arrives, and the sweeper runs again
+    run_transform(aws, shard_id)
+    set_moto_status(shard_id, "Completed")
+    found = handle_collect({"action": "sweep"})
+
+    # THEN the sweeper collected and merged it, once
+    assert found["collected"] == 1
+    assert found["merged"] == 1
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+    assert handle_collect({"action": "sweep"})["polled"] == 0
+    assert len(aws.notifications()) == 1
+
+
+def test_a_failed_transform_job_is_retried_as_a_new_job(aws: AwsStack, env: Settings) -> None:
+    # GIVEN a submitted file of 20 scans
+    body = scans(20)
+    job_id = routed_job(aws, KEY, body, "digits")
+    orchestrator.submit(job_id)
+    first = f"{job_id}-s0000"
+
+    # WHEN its job fails without writing anything
+    deliver(first, "failed", "ClientError: See job logs for more information")
+
+    # THEN the shard is FAILED and all 20 records went to a new job, -r1
+    assert shard(aws, first).status == "FAILED"
+    retry = f"{first}-r1"
+    assert shard(aws, retry).status == "SUBMITTED"
+    assert shard(aws, retry).extra["attempt"] == 2
+    described = sagemaker(aws).describe_transform_job(TransformJobName=retry)
+    retry_input = f"s3://{aws.bucket}/batch/{job_id}/s0000-r1/input.jsonl"
+    assert described["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == retry_input
+    assert aws.get(f"batch/{job_id}/s0000-r1/input.jsonl") == aws.get(f"batch/{job_id}/s0000/input.jsonl")
+
+    # WHEN the retry completes
+    run_transform(aws, retry)
+    assert deliver(retry)["merged"] is True
+
+    # THEN nothing is lost: the results are the model's own
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+    assert aws.json(SUMMARY)["retries"] == 1
+
+
+def test_a_stopped_job_with_part_of_its_output_retries_only_the_rest_and_joins_them_right(
+    aws: AwsStack, env: Settings
+) -> None:
+    # GIVEN a submitted file of 10 scans (SageMaker joins by line position, not by id)
+    body = scans(10)
+    job_id = routed_job(aws, KEY, body, "digits")
+    orchestrator.submit(job_id)
+    first = f"{job_id}-s0000"
+
+    # WHEN the job is stopped after answering the first 6 lines
+    run_transform(aws, first, lines=6)
+    deliver(first, "stopped")
+
+    # THEN only the 4 unanswered records are retried
+    retry = f"{first}-r1"
+    assert shard(aws, retry).records == 4
+    sent = aws.lines(f"batch/{job_id}/s0000-r1/input.jsonl")
+    original = aws.lines(f"batch/{job_id}/s0000/input.jsonl")
+    assert sent == original[6:]
+
+    # WHEN the retry completes (its lines are numbered from 0 again)
+    run_transform(aws, retry)
+    assert deliver(retry)["merged"] is True
+
+    # THEN each answer is joined to its own record: the file matches the direct predictions
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+
+
+def test_records_a_job_never_reached_are_reported_once_attempts_run_out(
+    aws: AwsStack, env: Settings, configure: Configure
+) -> None:
+    # GIVEN one attempt per record, and a job that fails
+    configure(BATCH_MAX_ATTEMPTS=1)
+    job_id = routed_job(aws, KEY, scans(5), "digits")
+    orchestrator.submit(job_id)
+    set_moto_status(f"{job_id}-s0000", "Failed", "ClientError: the container exited")
+
+    # WHEN the sweeper finds it (its event was missed)
+    assert handle_collect({"action": "sweep"})["merged"] == 1
+
+    # THEN every record is an error line saying it was never processed, and why
+    lines = aws.lines(OUTPUT)
+    assert [line["id"] for line in lines] == [f"scan-{i:03d}" for i in range(5)]
+    assert {line["error"]["code"] for line in lines} == {"not_processed"}
+    assert "Failed" in lines[0]["error"]["message"]
+    assert "the container exited" in lines[0]["error"]["message"]
+    assert aws.json(SUMMARY)["counts"] == {"records": 5, "predictions": 0, "errors": 5}
+    assert not aws.keys(f"batch/{job_id}/s0000-r1/")
