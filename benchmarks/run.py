@@ -45,7 +45,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--skip-build", action="store_true", help="never run `make build` for the size check")
-    parser.add_argument("--output", type=Path, help="write results here (default: results.json on a full run)")
+    parser.add_argument(
+        "--output", type=Path, help="write results here (default: results.json on a full run)"
+    )
     parser.add_argument("--workdir", type=Path, help="where to generate input files (default: a temp dir)")
     return parser.parse_args(argv)
 
@@ -69,9 +71,7 @@ def run_scenarios(names: Sequence[str], config: Config) -> list[ScenarioResult]:
 
 
 def report(results: Sequence[ScenarioResult], config: Config) -> dict[str, object]:
-    checks = [
-        {"scenario": r.name, **{k: v for k, v in vars(c).items()}} for r in results for c in r.checks
-    ]
+    checks = [{"scenario": r.name, **{k: v for k, v in vars(c).items()}} for r in results for c in r.checks]
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "mode": config.mode,

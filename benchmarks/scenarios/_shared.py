@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BENCH_ENV
@@ -184,23 +185,30 @@ def run_pipeline(model: Any, stream: Any, name: str, writer: Any) -> dict[str, i
 
 
 class MotoStack:
-    """moto with the data bucket, jobs table and topic, as the functional tests set it up."""
+    """The data bucket, jobs table and topic (as the functional tests set them up) in moto.
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    In-process (``mock_aws``) by default. Given ``endpoint`` (a moto server in another process,
+    see :class:`MotoServer`), it points boto3 and sinfer's clients there instead, so that what
+    moto stores is not counted in this process's memory.
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, endpoint: str | None = None) -> None:
         self._mock: Any = None
-        self._extra = env or {}
+        self._extra = (env or {}) | ({"AWS_ENDPOINT_URL": endpoint} if endpoint else {})
+        self._endpoint = endpoint
         self.s3: Any = None
 
     def __enter__(self) -> MotoStack:
-        from moto import mock_aws
-
         self._env = bench_env(
             {"DATA_BUCKET": BUCKET, "JOBS_TABLE": TABLE, "NOTIFY_TOPIC_ARN": "", "BATCH_BACKEND": "local"}
             | self._extra
         )
         self._env.__enter__()
-        self._mock = mock_aws()
-        self._mock.start()
+        if self._endpoint is None:
+            from moto import mock_aws
+
+            self._mock = mock_aws()
+            self._mock.start()
         reset_sinfer()
         import boto3
 
@@ -218,30 +226,95 @@ class MotoStack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._mock.stop()
+        if self._mock is not None:
+            self._mock.stop()
         self._env.__exit__(None, None, None)
+
+    def environment(self) -> dict[str, str]:
+        """What a child process needs to run s3_ingest against this stack."""
+        names = (
+            "DATA_BUCKET",
+            "JOBS_TABLE",
+            "NOTIFY_TOPIC_ARN",
+            "BATCH_BACKEND",
+            "AWS_ENDPOINT_URL",
+            "MODEL_STORE",
+        )
+        return {name: os.environ[name] for name in names if name in os.environ}
 
     def put(self, key: str, body: bytes) -> int:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         return len(body)
 
-    def ingest(self, keys_and_sizes: list[tuple[str, int]], per_invoke: int = 10) -> list[Any]:
-        """Invoke s3_ingest's handler with SQS batches (up to 10 messages, as configured)."""
-        from functions.s3_ingest.app import lambda_handler
-        from sinfer.local.s3events import s3_notification, s3_record, sqs_event
+    def upload(self, key: str, path: Path) -> int:
+        """Upload a file in parts (s3transfer), without reading it whole."""
+        self.s3.upload_file(str(path), BUCKET, key)
+        return path.stat().st_size
 
-        responses = []
-        for start in range(0, len(keys_and_sizes), per_invoke):
-            batch = keys_and_sizes[start : start + per_invoke]
-            event = sqs_event(*[s3_notification(s3_record(BUCKET, key, size)) for key, size in batch])
-            responses.append(lambda_handler(event, LambdaContext()))
-        return responses
+    def ingest(self, keys_and_sizes: list[tuple[str, int]], per_invoke: int = 10) -> list[Any]:
+        return ingest(keys_and_sizes, per_invoke)
 
     def output_lines(self, key: str) -> int:
-        """How many lines the predictions file of input ``key`` holds (a correctness check)."""
-        out_key = "outputs/" + key.removeprefix("inputs/") + ".predictions.jsonl"
-        body = self.s3.get_object(Bucket=BUCKET, Key=out_key)["Body"].read()
-        return int(body.count(b"\n"))
+        return output_lines(self.s3, key)
+
+
+def ingest(keys_and_sizes: list[tuple[str, int]], per_invoke: int = 10) -> list[Any]:
+    """Invoke s3_ingest's handler with SQS batches (up to 10 messages, as configured)."""
+    from functions.s3_ingest.app import lambda_handler
+    from sinfer.local.s3events import s3_notification, s3_record, sqs_event
+
+    responses = []
+    for start in range(0, len(keys_and_sizes), per_invoke):
+        batch = keys_and_sizes[start : start + per_invoke]
+        event = sqs_event(*[s3_notification(s3_record(BUCKET, key, size)) for key, size in batch])
+        responses.append(lambda_handler(event, LambdaContext()))
+    return responses
+
+
+def output_lines(s3: Any, key: str) -> int:
+    """How many lines the predictions file of input ``key`` holds (a correctness check)."""
+    out_key = "outputs/" + key.removeprefix("inputs/") + ".predictions.jsonl"
+    body = s3.get_object(Bucket=BUCKET, Key=out_key)["Body"].read()
+    return int(body.count(b"\n"))
+
+
+class MotoServer:
+    """``python -m moto.server`` on a free loopback port, in its own process."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._proc: Any = None
+
+    def __enter__(self) -> MotoServer:
+        import subprocess
+        import sys
+        import urllib.request
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.__exit__()
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
 
 
 def timed(fn: Any) -> tuple[float, Any]:

@@ -28,9 +28,10 @@ NAME = "batch_prep"
 TITLE = "5. Batch preparation (Bedrock JSONL shards, claude_summarize)"
 MAX_RECORDS = 50_000
 WORDS = (
-    "model inference batch record latency shard quota serverless lambda bedrock summary customer "
-    "order invoice shipment delayed refund product review quality support ticket urgent account"
-).split()
+    *("model", "inference", "batch", "record", "latency", "shard", "quota", "serverless", "lambda"),
+    *("bedrock", "summary", "customer", "order", "invoice", "shipment", "delayed", "refund"),
+    *("product", "review", "quality", "support", "ticket", "urgent", "account"),
+)
 
 
 def make_input(path: Path, records: int) -> int:
@@ -39,7 +40,9 @@ def make_input(path: Path, records: int) -> int:
 
     rng = random.Random(7)
     block = [
-        json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40))).capitalize() + "."})
+        json.dumps(
+            {"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40))).capitalize() + "."}
+        )
         for _ in range(min(records, 10_000))
     ]
     with path.open("w", encoding="utf-8") as out:
@@ -92,7 +95,9 @@ def run_sinfer(input_path: Path, out_dir: Path) -> dict[str, Any]:
     from sinfer.batch.shards import Limits, write_shards
     from sinfer.records import Record, read_records
 
-    entry = BedrockEntry.from_manifest(json.loads((MODELS / "claude_summarize" / "1" / "model.json").read_text()))
+    entry = BedrockEntry.from_manifest(
+        json.loads((MODELS / "claude_summarize" / "1" / "model.json").read_text())
+    )
 
     def bedrock_line(record: Record) -> tuple[bytes, str | None]:
         rid = record_id(record.index)
@@ -110,8 +115,14 @@ def run_sinfer(input_path: Path, out_dir: Path) -> dict[str, Any]:
         )
     seconds = time.perf_counter() - start
     inputs = sum(p.stat().st_size for p in out_dir.rglob("input.jsonl"))
-    return {"seconds": seconds, "records": plan.records, "sent": plan.sent, "shards": len(plan.shards),
-            "output_bytes": inputs, "index_bytes": sum(p.stat().st_size for p in out_dir.rglob("index.jsonl"))}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "records": plan.records,
+        "sent": plan.sent,
+        "shards": len(plan.shards),
+        "output_bytes": inputs,
+        "index_bytes": sum(p.stat().st_size for p in out_dir.rglob("index.jsonl")),
+    }
 
 
 def run_plain(input_path: Path, out_dir: Path) -> dict[str, Any]:
@@ -140,8 +151,12 @@ def run_plain(input_path: Path, out_dir: Path) -> dict[str, Any]:
     if out is not None:
         out.close()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "records": written, "shards": shard,
-            "output_bytes": sum(p.stat().st_size for p in out_dir.glob("*.jsonl"))}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "records": written,
+        "shards": shard,
+        "output_bytes": sum(p.stat().st_size for p in out_dir.glob("*.jsonl")),
+    }
 
 
 def child_main(argv: list[str]) -> int:
@@ -153,7 +168,9 @@ def child_main(argv: list[str]) -> int:
 
 
 def _spawn(which: str, input_path: Path, out_dir: Path) -> dict[str, Any]:
-    child = run_child([sys.executable, "-m", "benchmarks.scenarios.batch_prep", which, str(input_path), str(out_dir)])
+    child = run_child(
+        [sys.executable, "-m", "benchmarks.scenarios.batch_prep", which, str(input_path), str(out_dir)]
+    )
     report: dict[str, Any] = child.json()
     return report
 
@@ -172,7 +189,9 @@ def run(config: Config) -> ScenarioResult:
             from benchmarks.scenarios._shared import bench_env
 
             with bench_env():
-                reports[which] = run_sinfer(input_path, out_dir) if which == "sinfer" else run_plain(input_path, out_dir)
+                reports[which] = (
+                    run_sinfer(input_path, out_dir) if which == "sinfer" else run_plain(input_path, out_dir)
+                )
             reports[which]["peak_rss_mb"] = float("nan")
         else:
             reports[which] = _spawn(which, input_path, out_dir)
@@ -183,12 +202,35 @@ def run(config: Config) -> ScenarioResult:
     mb = size / 1e6
     rate, plain_rate = mb / sinfer["seconds"], mb / plain["seconds"]
     result.rows += [
-        Row(f"{records:,} records ({mb:.0f} MB in)", "input MB/s", rate, "MB/s", "json.dumps loop", plain_rate,
-            rate / plain_rate),  # fmt: skip
-        Row(f"{records:,} records", "records/s", records / sinfer["seconds"], "/s", "json.dumps loop",
-            records / plain["seconds"], plain["seconds"] / sinfer["seconds"]),  # fmt: skip
-        Row(f"{records:,} records", "peak RSS", sinfer["peak_rss_mb"], "MB", "json.dumps loop", plain["peak_rss_mb"],
-            sinfer["peak_rss_mb"] / plain["peak_rss_mb"] if plain["peak_rss_mb"] == plain["peak_rss_mb"] else None),  # fmt: skip
+        Row(
+            f"{records:,} records ({mb:.0f} MB in)",
+            "input MB/s",
+            rate,
+            "MB/s",
+            "json.dumps loop",
+            plain_rate,
+            rate / plain_rate,
+        ),
+        Row(
+            f"{records:,} records",
+            "records/s",
+            records / sinfer["seconds"],
+            "/s",
+            "json.dumps loop",
+            records / plain["seconds"],
+            plain["seconds"] / sinfer["seconds"],
+        ),
+        Row(
+            f"{records:,} records",
+            "peak RSS",
+            sinfer["peak_rss_mb"],
+            "MB",
+            "json.dumps loop",
+            plain["peak_rss_mb"],
+            sinfer["peak_rss_mb"] / plain["peak_rss_mb"]
+            if plain["peak_rss_mb"] == plain["peak_rss_mb"]
+            else None,
+        ),
         Row(f"{records:,} records", "shards", sinfer["shards"], "", "json.dumps loop", plain["shards"]),
     ]
     result.details = {"input_bytes": size, "sinfer": sinfer, "plain": plain}
@@ -198,8 +240,13 @@ def run(config: Config) -> ScenarioResult:
     )
     if not config.tiny:
         result.checks.append(
-            Check("batch prep peak RSS (bounded: streams)", sinfer["peak_rss_mb"], "< 512 MB",
-                  sinfer["peak_rss_mb"] < 512, "MB")  # fmt: skip
+            Check(
+                "batch prep peak RSS (bounded: streams)",
+                sinfer["peak_rss_mb"],
+                "< 512 MB",
+                sinfer["peak_rss_mb"] < 512,
+                "MB",
+            )
         )
     return result
 

@@ -141,7 +141,7 @@ def _in_process(env: dict[str, str]) -> None:
         for template in (HANDLER_CHILD, BASELINE_CHILD):
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
-                exec(compile(_code(template), "<bench-child>", "exec"), {"__name__": "__bench__"})  # noqa: S102
+                exec(compile(_code(template), "<bench-child>", "exec"), {"__name__": "__bench__"})
             json.loads(out.getvalue().strip().splitlines()[-1])
     finally:
         for key, value in saved.items():
@@ -178,13 +178,32 @@ def run(config: Config) -> ScenarioResult:
     result.rows += [
         Row("spawn -> first response", "median", h, "ms", "ort baseline", b, ratio),
         Row("spawn -> imports done", "median", h_import, "ms", "ort baseline", b_import, h_import / b_import),
-        Row("first request after import", "median", h - h_import, "ms", "session+run", b - b_import,
-            (h - h_import) / (b - b_import)),  # fmt: skip
-        Row("peak RSS", "median", median([r["peak_rss_mb"] for r in handler]), "MB", "ort baseline",
-            median([r["peak_rss_mb"] for r in baseline])),  # fmt: skip
+        Row(
+            "first request after import",
+            "median",
+            h - h_import,
+            "ms",
+            "session+run",
+            b - b_import,
+            (h - h_import) / (b - b_import),
+        ),
+        Row(
+            "peak RSS",
+            "median",
+            median([r["peak_rss_mb"] for r in handler]),
+            "MB",
+            "ort baseline",
+            median([r["peak_rss_mb"] for r in baseline]),
+        ),
     ]
     result.checks.append(
-        Check("cold start handler / onnxruntime baseline", ratio, f"<= {TARGET_RATIO}", ratio <= TARGET_RATIO, "x")
+        Check(
+            "cold start handler / onnxruntime baseline",
+            ratio,
+            f"<= {TARGET_RATIO}",
+            ratio <= TARGET_RATIO,
+            "x",
+        )
     )
     profiled = _spawn(HANDLER_CHILD, env, ("-X", "importtime"))
     by_package = importtime_by_package(profiled["stderr"])

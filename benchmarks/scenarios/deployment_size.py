@@ -50,21 +50,34 @@ def run(config: Config) -> ScenarioResult:
     for budget in budgets:
         total_mb = budget.total_bytes / mb
         result.rows.append(
-            Row(f"function {budget.name} + layers", "unzipped", total_mb, "MB", "limit", limit_mb,
-                total_mb / limit_mb)  # fmt: skip
+            Row(
+                f"function {budget.name} + layers",
+                "unzipped",
+                total_mb,
+                "MB",
+                "limit",
+                limit_mb,
+                total_mb / limit_mb,
+            )
         )
-        result.checks.append(Check(f"{budget.name} + layers", total_mb, f"<= {limit_mb:.0f} MB", budget.ok, "MB"))
+        result.checks.append(
+            Check(f"{budget.name} + layers", total_mb, f"<= {limit_mb:.0f} MB", budget.ok, "MB")
+        )
     layers = [a for a in artifacts if a.kind == "layer"]
     result.details = {
         "build_dir": str(build_dir),
         "artifacts": {a.name: {"kind": a.kind, "bytes": a.bytes} for a in artifacts},
         "functions": {b.name: {"total_bytes": b.total_bytes, "ok": b.ok} for b in budgets},
         "largest_layer_packages": {
-            a.name: [{"name": n, "mb": round(s / mb, 1)} for n, s in size.largest_entries(build_dir / a.name, 8)]
+            a.name: [
+                {"name": n, "mb": round(s / mb, 1)} for n, s in size.largest_entries(build_dir / a.name, 8)
+            ]
             for a in layers
         },
         "limit_bytes": size.LAMBDA_UNZIPPED_LIMIT_BYTES,
     }
     for layer, entries in result.details["largest_layer_packages"].items():
-        result.notes.append(f"largest in {layer}: " + ", ".join(f"{e['name']} {e['mb']} MB" for e in entries[:5]))
+        result.notes.append(
+            f"largest in {layer}: " + ", ".join(f"{e['name']} {e['mb']} MB" for e in entries[:5])
+        )
     return result

@@ -44,6 +44,7 @@ from benchmarks.scenarios._shared import (
 NAME = "latency"
 TITLE = "1. Warm real-time latency (predict_api in-process, REST event)"
 OVERHEAD_TARGET_US = 25.0
+LAYERED_CASE = "tabular breast_cancer x1"
 
 
 def _cases(config: Config) -> list[dict[str, Any]]:
@@ -81,8 +82,9 @@ def _naive_handler(session: Any, input_name: str, png: bool, scale: float) -> An
 
             x = np.stack(
                 [
-                    np.asarray(Image.open(io.BytesIO(base64.b64decode(i["b64"]))).convert("L"), np.float32)
-                    .reshape(-1)
+                    np.asarray(
+                        Image.open(io.BytesIO(base64.b64decode(i["b64"]))).convert("L"), np.float32
+                    ).reshape(-1)
                     * np.float32(scale)
                     for i in instances
                 ]
@@ -131,71 +133,89 @@ def _powertools_floor(event: dict[str, Any], context: Any) -> Any:
     return lambda: handler(event, context)
 
 
+def _timed_cases(spec: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The callables to time for one input: handler, baselines, and for one tabular instance
+    the handler's layers and the Powertools floor. Checks every one answers correctly first."""
+    import numpy as np
+
+    from functions.predict_api.app import lambda_handler
+    from sinfer.api.app import resolve
+    from sinfer.inference.registry import default_registry
+    from sinfer.local.apigw import rest_event
+    from sinfer.observability import metrics
+
+    model = default_registry().get(spec["model"])
+    session, input_name = model.session, model.input_names[0]
+    instances = spec["instances"]
+    body = json.dumps({"instances": instances}).encode()
+    event = rest_event(
+        "POST", f"/v1/models/{spec['model']}:predict", body, {"Content-Type": "application/json"}
+    )
+    # The arrays the handler feeds, built by the handler's own preprocessing.
+    feeds = {input_name: np.stack([model.to_sample(i, "bench")[input_name] for i in instances])}
+    scale = model.inputs[0].decl.image.scale if model.inputs[0].decl.image else 1.0
+    naive = _naive_handler(session, input_name, bool(spec.get("png")), scale)
+
+    response = lambda_handler(event, context)
+    assert response["statusCode"] == 200, response
+    assert len(json.loads(response["body"])["predictions"]) == len(instances)
+    assert naive(event)["statusCode"] == 200
+
+    cases = {
+        "bare": lambda: session.run(None, feeds),
+        "naive": lambda: naive(event),
+        "handler": lambda: lambda_handler(event, context),
+    }
+    if spec["case"] == LAYERED_CASE:
+
+        def resolve_only() -> None:
+            resolve(event, context)
+            metrics.clear_metrics()  # the decorator would flush them
+
+        cases["model.predict"] = lambda: model.predict(instances)
+        cases["resolve (no decorators)"] = resolve_only
+        cases["powertools floor"] = _powertools_floor(event, context)
+    return {"cases": cases, "request_bytes": len(body)}
+
+
 def run(config: Config) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE)
     rounds, per_round, budget_s = config.pick((12, 250, 6.0), (6, 120, 2.0), (1, 5, 0.5))
     with bench_env():
-        import numpy as np
-
-        from functions.predict_api.app import lambda_handler
-        from sinfer.api.app import resolve
-        from sinfer.inference.registry import default_registry
-        from sinfer.local.apigw import rest_event
-        from sinfer.observability import metrics
-
         context = LambdaContext()
         for spec in _cases(config):
-            model = default_registry().get(spec["model"])
-            session, input_name = model.session, model.input_names[0]
-            body = json.dumps({"instances": spec["instances"]}).encode()
-            event = rest_event(
-                "POST", f"/v1/models/{spec['model']}:predict", body, {"Content-Type": "application/json"}
-            )
-            # The arrays the handler feeds, built by the handler's own preprocessing.
-            samples = [model.to_sample(i, "bench") for i in spec["instances"]]
-            feeds = {input_name: np.stack([s[input_name] for s in samples])}
-            scale = model.inputs[0].decl.image.scale if model.inputs[0].decl.image else 1.0
-            naive = _naive_handler(session, input_name, bool(spec.get("png")), scale)
-
             with silenced_stdout():
-                response = lambda_handler(event, context)
-                assert response["statusCode"] == 200, response
-                predictions = json.loads(response["body"])["predictions"]
-                assert len(predictions) == len(spec["instances"])
-                assert naive(event)["statusCode"] == 200
-
-                cases = {
-                    "bare": lambda: session.run(None, feeds),
-                    "naive": lambda: naive(event),
-                    "handler": lambda: lambda_handler(event, context),
-                }
-                layered = spec["case"] == "tabular breast_cancer x1"
-                if layered:
-                    instances = spec["instances"]
-
-                    def resolve_only() -> None:
-                        resolve(event, context)
-                        metrics.clear_metrics()  # the decorator would flush them
-
-                    cases["model.predict"] = lambda: model.predict(instances)
-                    cases["resolve (no decorators)"] = resolve_only
-                    cases["powertools floor"] = _powertools_floor(event, context)
+                prepared = _timed_cases(spec, context)
+                cases = prepared["cases"]
                 # Same number of calls per case; fewer for slow inputs (32 PNGs take ~10 ms), so
                 # every input gets about the same wall time.
                 one_round = sum(min(time_calls(fn, 5)) for fn in cases.values()) / 1e9
                 calls = max(5, min(per_round, int(budget_s / rounds / max(one_round, 1e-9))))
                 samples_ns = interleaved(cases, rounds=rounds, per_round=calls)
-
             us = {name: [s / 1000 for s in values] for name, values in samples_ns.items()}
             p50 = {name: percentile(values, 50) for name, values in us.items()}
             p99 = {name: percentile(values, 99) for name, values in us.items()}
             overhead = p50["handler"] - p50["bare"]
             vs_naive = p50["handler"] / p50["naive"]
             result.rows += [
-                Row(spec["case"], "handler p50", p50["handler"], "us", "bare", p50["bare"],
-                    p50["handler"] / p50["bare"]),  # fmt: skip
-                Row(spec["case"], "handler p99", p99["handler"], "us", "bare", p99["bare"],
-                    p99["handler"] / p99["bare"]),  # fmt: skip
+                Row(
+                    spec["case"],
+                    "handler p50",
+                    p50["handler"],
+                    "us",
+                    "bare",
+                    p50["bare"],
+                    p50["handler"] / p50["bare"],
+                ),
+                Row(
+                    spec["case"],
+                    "handler p99",
+                    p99["handler"],
+                    "us",
+                    "bare",
+                    p99["bare"],
+                    p99["handler"] / p99["bare"],
+                ),
                 Row(spec["case"], "overhead p50", overhead, "us"),
                 Row(spec["case"], "vs naive p50", p50["handler"], "us", "naive", p50["naive"], vs_naive),
             ]
@@ -205,9 +225,9 @@ def run(config: Config) -> ScenarioResult:
                 "overhead_over_bare_p50_us": round(overhead, 1),
                 "handler_over_naive_p50": round(vs_naive, 3),
                 "samples_per_case": len(us["handler"]),
-                "request_bytes": len(body),
+                "request_bytes": prepared["request_bytes"],
             }
-            if spec["case"] == "tabular breast_cancer x1":
+            if spec["case"] == LAYERED_CASE:
                 layers = {
                     "session.run (bare)": p50["bare"],
                     "model path (to_sample, run, postprocess)": p50["model.predict"] - p50["bare"],

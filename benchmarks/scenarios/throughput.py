@@ -22,6 +22,7 @@ Against, on the same bytes:
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import time
@@ -191,12 +192,18 @@ def _core(kind: str, payload: Any, model: Any) -> dict[str, int]:
     return run_pipeline(model, io.BytesIO(payload), name, CountingSink())
 
 
+def _core_into(counts: dict[str, int], kind: str, payload: Any, model: Any) -> None:
+    counts.update(_core(kind, payload, model))
+
+
 def _s3_ingest(kind: str, payload: Any, records: int) -> float:
     """Seconds for s3_ingest to process the input (uploads not counted)."""
     with MotoStack() as stack:
         if kind == "png":  # each object is its own job; a sample of them gives the rate
-            keys = [(f"inputs/digits/img/{i:05d}.png", stack.put(f"inputs/digits/img/{i:05d}.png", png))
-                    for i, png in enumerate(payload)]  # fmt: skip
+            keys = [
+                (f"inputs/digits/img/{i:05d}.png", stack.put(f"inputs/digits/img/{i:05d}.png", png))
+                for i, png in enumerate(payload)
+            ]
         else:
             name = {"csv": "bench.csv", "jsonl": "bench.jsonl", "b64": "bench_images.jsonl"}[kind]
             keys = [(f"inputs/digits/{name}", stack.put(f"inputs/digits/{name}", payload))]
@@ -239,19 +246,19 @@ def run(config: Config) -> ScenarioResult:
         model = default_registry().get("digits")
         for kind, (payload, records, size) in inputs.items():
             nbytes = size or len(payload)
-            parse_rates = {name: best_rate(lambda p=parse: p(payload), records, repeats)
-                           for name, parse in _parsers(kind).items()}  # fmt: skip
+            parse_rates = {
+                name: best_rate(functools.partial(parse, payload), records, repeats)
+                for name, parse in _parsers(kind).items()
+            }
             best_parser = max(parse_rates, key=lambda k: parse_rates[k])
             parse_rate = parse_rates[best_parser]
             n, loop = _per_record(kind, payload, model, per_record_n)
             per_record_rate = best_rate(loop, n, repeats)
             counts: dict[str, int] = {}
-
-            def core(p: Any = payload, k: str = kind) -> None:
-                counts.update(_core(k, p, model))
-
+            core = functools.partial(_core_into, counts, kind, payload, model)
             core_rate = best_rate(core, records, 1 if kind in ("csv", "jsonl") else repeats)
-            assert counts["records"] == records and counts["errors"] == 0, counts
+            assert counts["records"] == records, counts
+            assert counts["errors"] == 0, counts
             if kind == "png":
                 sample = payload[:png_ingest_n]
                 ingest_rate = len(sample) / _s3_ingest(kind, sample, len(sample))
@@ -260,14 +267,42 @@ def run(config: Config) -> ScenarioResult:
             mbps = nbytes / 1e6
             label = labels[kind]
             result.rows += [
-                Row(f"{label}: core pipeline", "records/s", core_rate, "/s", f"parse-only ({best_parser})",
-                    parse_rate, core_rate / parse_rate),  # fmt: skip
-                Row(f"{label}: core pipeline", "records/s", core_rate, "/s", "per-record", per_record_rate,
-                    core_rate / per_record_rate),  # fmt: skip
-                Row(f"{label}: s3_ingest (moto)", "records/s", ingest_rate, "/s",
-                    f"parse-only ({best_parser})", parse_rate, ingest_rate / parse_rate),  # fmt: skip
-                Row(f"{label}: s3_ingest (moto)", "records/s", ingest_rate, "/s", "per-record",
-                    per_record_rate, ingest_rate / per_record_rate),  # fmt: skip
+                Row(
+                    f"{label}: core pipeline",
+                    "records/s",
+                    core_rate,
+                    "/s",
+                    f"parse-only ({best_parser})",
+                    parse_rate,
+                    core_rate / parse_rate,
+                ),
+                Row(
+                    f"{label}: core pipeline",
+                    "records/s",
+                    core_rate,
+                    "/s",
+                    "per-record",
+                    per_record_rate,
+                    core_rate / per_record_rate,
+                ),
+                Row(
+                    f"{label}: s3_ingest (moto)",
+                    "records/s",
+                    ingest_rate,
+                    "/s",
+                    f"parse-only ({best_parser})",
+                    parse_rate,
+                    ingest_rate / parse_rate,
+                ),
+                Row(
+                    f"{label}: s3_ingest (moto)",
+                    "records/s",
+                    ingest_rate,
+                    "/s",
+                    "per-record",
+                    per_record_rate,
+                    ingest_rate / per_record_rate,
+                ),
             ]
             result.details[label] = {
                 "bytes": nbytes,
@@ -289,18 +324,30 @@ def run(config: Config) -> ScenarioResult:
                 "s3_ingest_over_per_record": round(ingest_rate / per_record_rate, 2),
             }
             result.checks.append(
-                Check(f"{label}: core / parse-only", core_rate / parse_rate, f">= {PARSE_TARGET}",
-                      core_rate / parse_rate >= PARSE_TARGET, "x")  # fmt: skip
+                Check(
+                    f"{label}: core / parse-only",
+                    core_rate / parse_rate,
+                    f">= {PARSE_TARGET}",
+                    core_rate / parse_rate >= PARSE_TARGET,
+                    "x",
+                )
             )
             if kind != "png":  # one image per object has one record to batch: nothing to win
                 result.checks.append(
-                    Check(f"{label}: core / per-record", core_rate / per_record_rate,
-                          f">= {PER_RECORD_TARGET:.0f}", core_rate / per_record_rate >= PER_RECORD_TARGET, "x")  # fmt: skip
+                    Check(
+                        f"{label}: core / per-record",
+                        core_rate / per_record_rate,
+                        f">= {PER_RECORD_TARGET:.0f}",
+                        core_rate / per_record_rate >= PER_RECORD_TARGET,
+                        "x",
+                    )
                 )
     result.notes.append(
         "PNG objects: the S3 contract is one image per object, so each is its own job (head, "
         "claim, read, write, summary, notify); batching needs many images in one file (the b64 JSONL "
         f"case); s3_ingest's rate for them is measured on {png_ingest_n} objects"
     )
-    result.notes.append("s3_ingest runs against in-process moto: its S3/DynamoDB/SNS calls cost more than AWS's")
+    result.notes.append(
+        "s3_ingest runs against in-process moto: its S3/DynamoDB/SNS calls cost more than AWS's"
+    )
     return result

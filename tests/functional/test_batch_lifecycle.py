@@ -25,7 +25,7 @@ from sinfer.config import Settings
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.ingest import process_object
 from sinfer.jobs.store import JobStore
-from sinfer.jobs.types import object_job_id
+from sinfer.jobs.types import Job, object_job_id
 from tests.conftest import EVENTS, load_event
 from tests.functional.conftest import AwsStack, BedrockStubs, Configure, routed_job
 from tests.functional.test_batch_bedrock import (
@@ -438,6 +438,68 @@ def test_the_sweeper_submits_a_routed_file_nobody_submitted(aws: AwsStack, confi
     assert len(aws.lines("outputs/claude_summarize/late.jsonl.predictions.jsonl")) == 30
 
 
+def test_a_routed_file_that_cannot_be_submitted_fails_alone_and_the_sweep_goes_on(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN three routed files: one deleted since, one for a model the store no longer has,
+    # and a good one
+    configure(BATCH_BACKEND="local")
+    gone = routed_job(aws, "inputs/claude_summarize/gone.jsonl", reviews(5), MODEL)
+    aws.s3.delete_object(Bucket=aws.bucket, Key="inputs/claude_summarize/gone.jsonl")
+    unknown = routed_job(aws, "inputs/retired/old.jsonl", reviews(5), "retired")
+    good = routed_job(aws, KEY, reviews(5), MODEL)
+
+    # WHEN the sweeper runs
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN the two that cannot run fail, saying why, and the good one is done all the same
+    assert found["submitted"] == 3
+    failed = {job_id: aws.job(job_id) or {} for job_id in (gone, unknown)}
+    assert failed[gone]["status"] == "FAILED"
+    assert "does not exist" in failed[gone]["error"]
+    assert failed[unknown]["status"] == "FAILED"
+    assert "retired" in failed[unknown]["error"]
+    assert (aws.job(good) or {})["status"] == "COMPLETED"
+    assert sorted(n["status"] for n in aws.notifications()) == ["COMPLETED", "FAILED", "FAILED"]
+
+
+def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+) -> None:
+    # GIVEN a file in flight for a model since removed from the store ...
+    jobs = JobStore(aws.table)
+    orphan = routed_job(aws, "inputs/retired/old.jsonl", reviews(5), "retired")
+    assert jobs.transition(orphan, "SUBMITTED", allowed_from=("ROUTED",), fields={"shards": 1})
+    assert jobs.create(
+        Job(
+            job_id=f"{orphan}-s0000",
+            model="retired",
+            status="SUBMITTED",
+            input=f"s3://{aws.bucket}/batch/{orphan}/s0000/input.jsonl",
+            output=f"s3://{aws.bucket}/batch/{orphan}/s0000/output/",
+            backend="bedrock",
+            extra={"parent": orphan, "lane": "bedrock:retired", "shard": 0, "attempt": 1},
+        )
+    )
+    # ... and a good file whose job completed, its event lost
+    job_id = routed_job(aws, KEY, reviews(120), MODEL)
+    expect_submit(bedrock, aws, f"{job_id}-s0000")
+    orchestrator.submit(job_id)
+    answer(aws, f"{job_id}-s0000")
+    expect_status(bedrock, aws, f"{job_id}-s0000", "Completed")
+
+    # WHEN the sweeper runs
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN it reports the file it could not reconcile (its shard, then the file) and still
+    # finished the good one
+    bedrock.assert_all_called()
+    assert found["failed"] == 2
+    assert (found["collected"], found["merged"]) == (1, 1)
+    assert (aws.job(job_id) or {})["status"] == "COMPLETED"
+    assert (aws.job(orphan) or {})["status"] == "SUBMITTED"
+
+
 # --- end to end through the local backend ------------------------------------------------------------
 
 
@@ -568,6 +630,7 @@ def test_handle_collect_ignores_what_is_not_its_business(aws: AwsStack, configur
         "requeued": 0,
         "merged": 0,
         "submitted": 0,
+        "failed": 0,
     }
     assert aws.notifications() == []
 

@@ -17,10 +17,13 @@ import json
 import tarfile
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from sklearn.datasets import load_digits
 
 import sinfer.aws.s3
+from sinfer.aws.clients import set_client
 from sinfer.aws.s3 import S3Uri
 from sinfer.batch import orchestrator
 from sinfer.batch.handlers import handle_collect
@@ -101,8 +104,6 @@ def set_moto_status(shard_id: str, status: str, reason: str = "") -> None:
 
 
 def sagemaker(aws: AwsStack) -> Any:
-    import boto3
-
     return boto3.client("sagemaker", region_name=REGION)
 
 
@@ -186,6 +187,8 @@ def test_shards_become_transform_jobs_and_outputs_join_by_line(
     assert summary["records_match"] is True
     assert summary["backend"] == "sagemaker"
     assert [n["status"] for n in aws.notifications()] == ["COMPLETED"]
+    # The container's verdict on the 63-pixel image is final: it is not retried
+    assert not aws.keys(f"batch/{job_id}/s0000-r1/")
 
 
 def assert_same_as_direct(merged: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
@@ -301,3 +304,44 @@ def test_records_a_job_never_reached_are_reported_once_attempts_run_out(
     assert "the container exited" in lines[0]["error"]["message"]
     assert aws.json(SUMMARY)["counts"] == {"records": 5, "predictions": 0, "errors": 5}
     assert not aws.keys(f"batch/{job_id}/s0000-r1/")
+
+
+def test_a_transform_job_over_the_account_limit_waits_queued_for_the_sweeper(
+    aws: AwsStack, env: Settings
+) -> None:
+    # GIVEN SageMaker refuses a new transform job: the account's instance limit is reached
+    body = scans(12)
+    job_id = routed_job(aws, KEY, body, "digits")
+    refusing = boto3.client("sagemaker", region_name=REGION)
+    stub = Stubber(refusing)
+    model_arn = "arn:aws:sagemaker:us-east-1:123456789012:model/sinfer-digits-1"
+    stub.add_response(  # the model exists already
+        "describe_model",
+        {"ModelName": "sinfer-digits-1", "ModelArn": model_arn, "CreationTime": "2026-01-01T00:00:00Z"},
+        {"ModelName": "sinfer-digits-1"},
+    )
+    stub.add_client_error(
+        "create_transform_job",
+        "ResourceLimitExceeded",
+        "The account-level service limit 'ml.c5.xlarge for transform job usage' is 4 Instances",
+        http_status_code=400,
+    )
+    set_client("sagemaker", refusing)
+
+    # WHEN the file is submitted
+    with stub:
+        orchestrator.submit(job_id)
+    stub.assert_no_pending_responses()
+
+    # THEN its shard waits as QUEUED
+    assert shard(aws, f"{job_id}-s0000").status == "QUEUED"
+
+    # WHEN an instance is free again and the sweeper runs
+    set_client("sagemaker", sagemaker(aws))
+    handle_collect({"action": "sweep"})
+
+    # THEN the job is created; moto completes it at once, and the next sweep collects it
+    assert shard(aws, f"{job_id}-s0000").status == "SUBMITTED"
+    run_transform(aws, f"{job_id}-s0000")
+    assert handle_collect({"action": "sweep"})["merged"] == 1
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))

@@ -1,9 +1,14 @@
-"""Shared pieces of the reliability suite: the moto stack, delivery helpers, bombs, accounting.
+"""Shared pieces of the reliability suite: the moto stack, delivery helpers, faults, bombs, accounting.
 
 The suite proves the guarantees docs/reliability.md states, so its helpers count from what a
 test *built* (the records it wrote into a file), never from what the code under test reports:
 ``assert_accounted`` checks an output file against the ids the input held, one line each, in
 order, each a prediction or an error.
+
+Faults are injected where botocore itself would raise them: a ``before-call`` hook on sinfer's
+own (cached) client answers in place of the service, so the code under test sees exactly the
+``ClientError`` the real service's throttling or 5xx produces once botocore's retries give up,
+with moto answering every other call.
 
 Bombs are built cheaply: ``zeros_gzip`` writes one compressed block of zeros and repeats its
 bytes (a full flush makes every block identical and byte-aligned), so 10 GB of zeros costs a
@@ -38,12 +43,14 @@ GiB = 1024 * MiB
 # Reproducible in CI (derandomize), never timing-flaky (deadline=None), no example database
 # written into the tree. ``call_api`` is function-scoped but stateless between calls.
 fuzz = settings(
-    max_examples=60,
+    max_examples=50,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Each file example is an upload and a delivery through moto (~0.15 s): fewer, larger examples.
+fuzz_files = settings(fuzz, max_examples=30)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -152,6 +159,101 @@ def assert_counts_consistent(result: Ingested, records: int) -> None:
     assert result.job is not None
     assert result.job["status"] == "COMPLETED"
     assert result.job["counts"] == counts
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+class Killed(BaseException):
+    """The execution environment is gone (timeout, OOM): nothing runs after this, no cleanup."""
+
+
+@dataclass
+class Fault:
+    """Answer ``times`` calls of one operation with the service's error, after letting ``skip`` pass."""
+
+    code: str
+    status: int
+    times: int = 1
+    skip: int = 0
+    calls: int = 0
+    raised: int = 0
+
+    def __call__(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        from botocore.awsrequest import AWSResponse
+
+        self.calls += 1
+        if self.calls <= self.skip or self.raised >= self.times:
+            return None
+        self.raised += 1
+        parsed = {
+            "Error": {"Code": self.code, "Message": f"injected {self.code}"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}},
+        }
+        return AWSResponse("https://injected.invalid/", self.status, {}, None), parsed
+
+
+def inject(service: str, operation: str, code: str, status: int, *, times: int = 1, skip: int = 0) -> Fault:
+    """Make sinfer's ``service`` client fail ``operation`` as the service would (see module doc)."""
+    from sinfer.aws.clients import client
+
+    boto = client(service)
+    fault = Fault(code, status, times, skip)
+    service_id = boto.meta.service_model.service_id.hyphenize()
+    boto.meta.events.register(f"before-call.{service_id}.{operation}", fault)
+    return fault
+
+
+class BrokenBody:
+    """A GetObject body that fails once ``after`` bytes have been read, with ``error()``."""
+
+    def __init__(self, body: Any, after: int, error: Any) -> None:
+        self._body = body
+        self._after = after
+        self._error = error
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.read_bytes >= self._after:
+            raise self._error()
+        data: bytes = self._body.read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def break_reads(after: int, error: Any, times: int = 1) -> list[BrokenBody]:
+    """The next ``times`` GetObject bodies sinfer opens fail after ``after`` bytes."""
+    from sinfer.aws.clients import client
+
+    broken: list[BrokenBody] = []
+
+    def wrap(parsed: dict[str, Any], **_: Any) -> None:
+        if len(broken) < times and "Body" in parsed:
+            parsed["Body"] = BrokenBody(parsed["Body"], after, error)
+            broken.append(parsed["Body"])
+
+    client("s3").meta.events.register("after-call.s3.GetObject", wrap)
+    return broken
+
+
+@dataclass
+class KillSwitch:
+    """Once tripped, every AWS call of sinfer's clients raises :class:`Killed`: a hard kill."""
+
+    tripped: bool = False
+
+    def __call__(self, **_: Any) -> None:
+        if self.tripped:
+            raise Killed("the execution environment was shut down")
+
+
+def kill_switch(*services: str) -> KillSwitch:
+    from sinfer.aws.clients import client
+
+    switch = KillSwitch()
+    for service in services:
+        client(service).meta.events.register("before-call", switch)
+    return switch
 
 
 # --- bombs ---------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from tests.reliability.conftest import (
     assert_accounted,
     assert_counts_consistent,
     failed_ids,
-    fuzz,
+    fuzz_files,
     ingest,
     outputs,
     png_claiming,
@@ -215,37 +215,36 @@ UNREADABLE = [
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "reason"), UNREADABLE, ids=[case[0] for case in UNREADABLE])
-def test_an_unreadable_file_is_failed_once_with_the_reason(
-    aws: AwsStack, name: str, body: bytes, reason: str
-) -> None:
-    key = f"inputs/digits/unreadable/{name}"
-    result = ingest(aws, key, body, "application/octet-stream")
+def test_an_unreadable_file_is_failed_once_with_the_reason(aws: AwsStack) -> None:
+    for name, body, reason in UNREADABLE:  # one moto stack for all: each case has its own key
+        key = f"inputs/digits/unreadable/{name}"
+        result = ingest(aws, key, body, "application/octet-stream")
 
-    # THEN acknowledged (not retried), no predictions file, and the summary and job say why
-    assert result.response == {"batchItemFailures": []}
-    assert result.keys == [outputs(key)[1]]
-    assert result.summary is not None and result.job is not None
-    assert result.summary["status"] == result.job["status"] == "FAILED"
-    assert reason in result.summary["error"], result.summary["error"]
-    assert result.summary["records_match"] is True
-    assert [n["status"] for n in aws.notifications()] == ["FAILED"]
+        # THEN acknowledged (not retried), no predictions file, and the summary and job say why
+        assert result.response == {"batchItemFailures": []}, name
+        assert outputs(key)[0] not in result.keys, name
+        assert result.summary is not None and result.job is not None, name
+        assert result.summary["status"] == result.job["status"] == "FAILED", name
+        assert reason in result.summary["error"], (name, result.summary["error"])
+        assert result.summary["records_match"] is True, name
+        assert [n["status"] for n in aws.notifications()] == ["FAILED"], name
+    assert aws.pending_multipart_uploads() == []
 
 
-@pytest.mark.parametrize("name", ["empty.jsonl", "empty.jsonl.gz", "blank.jsonl", "header-only.csv"])
-def test_a_file_without_records_completes_with_zero_of_everything(aws: AwsStack, name: str) -> None:
+def test_a_file_without_records_completes_with_zero_of_everything(aws: AwsStack) -> None:
     import gzip
 
-    body = {
-        "empty.jsonl": b"",
-        "empty.jsonl.gz": gzip.compress(b"", mtime=0),
-        "blank.jsonl": b"\n \n\t\r\n",
-        "header-only.csv": b"id,a,b\n",
-    }[name]
-    result = ingest(aws, f"inputs/digits/empty/{name}", body)
-    assert result.response == {"batchItemFailures": []}
-    assert result.lines == []
-    assert_counts_consistent(result, 0)
+    for name, body in [
+        ("empty.jsonl", b""),
+        ("empty.jsonl.gz", gzip.compress(b"", mtime=0)),
+        ("blank.jsonl", b"\n \n\t\r\n"),
+        ("header-only.csv", b"id,a,b\n"),
+        ("empty-list.json", b"[]"),
+    ]:
+        result = ingest(aws, f"inputs/digits/empty/{name}", body)
+        assert result.response == {"batchItemFailures": []}, name
+        assert result.lines == [], name
+        assert_counts_consistent(result, 0)
 
 
 # --- 3. bombs ---------------------------------------------------------------------------------------
@@ -291,16 +290,11 @@ def test_a_10_gb_gzip_bomb_stops_at_the_limit_in_bounded_memory(
 
 
 def test_a_png_file_claiming_10_gigapixels_is_one_error_line(aws: AwsStack) -> None:
-    tracemalloc.start()
-    try:
-        result = ingest(aws, "inputs/digits/bomb/huge.png", png_claiming(100_000, 100_000), "image/png")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    # (test_adversarial_api.py measures the memory the same refusal takes)
+    result = ingest(aws, "inputs/digits/bomb/huge.png", png_claiming(100_000, 100_000), "image/png")
     assert_accounted(result.lines, ["huge.png"])
     assert result.lines[0]["error"]["code"] == "invalid_input"
     assert "10000000000 pixels" in result.lines[0]["error"]["message"]
-    assert peak < 64 * MiB
     assert_counts_consistent(result, 1)
 
 
@@ -336,21 +330,18 @@ def test_unicode_url_encoded_and_path_like_keys_are_processed_where_they_say(aws
     assert len(aws.keys("outputs/")) == 2 * len(KEYS)
 
 
-@pytest.mark.parametrize(
-    ("key", "reason"),
-    [
+def test_a_path_like_model_segment_fails_the_file_naming_it(aws: AwsStack) -> None:
+    for key, reason in [
         ("inputs/../outputs/x.jsonl", "invalid model name '..'"),
         ("inputs/%2e%2e/x.jsonl", "invalid model name '%2e%2e'"),
         ("inputs/dígits/x.jsonl", "invalid model name"),
-    ],
-)
-def test_a_path_like_model_segment_fails_the_file_naming_it(aws: AwsStack, key: str, reason: str) -> None:
-    result = ingest(aws, key, _jsonl(f"[{PIXELS}]"))
-    assert result.response == {"batchItemFailures": []}
-    assert result.summary is not None
-    assert result.summary["status"] == "FAILED"
-    assert reason in result.summary["error"]
-    assert all(k.startswith("outputs/") for k in result.keys)
+    ]:
+        result = ingest(aws, key, _jsonl(f"[{PIXELS}]"))
+        assert result.response == {"batchItemFailures": []}, key
+        assert result.summary is not None, key
+        assert result.summary["status"] == "FAILED", key
+        assert reason in result.summary["error"], (key, result.summary["error"])
+        assert all(k.startswith("outputs/") for k in result.keys), key
 
 
 def test_keys_outside_inputs_or_without_a_model_are_ignored(aws: AwsStack) -> None:
@@ -361,20 +352,18 @@ def test_keys_outside_inputs_or_without_a_model_are_ignored(aws: AwsStack) -> No
     assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0
 
 
-def test_malformed_sqs_messages_are_acknowledged_not_retried(aws: AwsStack) -> None:
-    # GIVEN message bodies no S3 notification has: retrying them cannot help
-    bodies = [
-        "[" * DEEP,
-        "not json",
-        "{}",
-        '{"Records": "x"}',
-        '{"Records": [5, null, "x"]}',
-        json.dumps({"Records": [{"s3": 5}]}),
-        json.dumps({"Records": [{"s3": {"bucket": "x", "object": []}}]}),
-        json.dumps({"source": "aws.s3", "detail-type": "Object Created", "detail": []}),
-    ]
-    response = lambda_handler(sqs_event(*bodies), _context())
-    assert failed_ids(response) == []
+def test_sqs_messages_that_are_not_s3_events_are_acknowledged_or_dead_lettered(aws: AwsStack) -> None:
+    # GIVEN bodies that are not JSON at all (acknowledged: nothing to retry), and JSON shaped
+    # unlike any S3 or EventBridge event (failed: after maxReceiveCount the DLQ and its alarm
+    # keep them for a person, rather than dropping what might be a real event misread)
+    unparseable = ["[" * DEEP, "not json", "{}", "[]"]
+    misshapen = ['{"Records": "x"}', json.dumps({"Records": [{"s3": 5}]})]
+    event = sqs_event(*unparseable, *misshapen)
+
+    response = lambda_handler(event, _context())
+
+    ids = [record["messageId"] for record in event["Records"]]
+    assert failed_ids(response) == ids[len(unparseable) :]
     assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0
 
 
@@ -418,7 +407,7 @@ def _id_of(data: bytes, index: int) -> Any:
     return index
 
 
-@fuzz
+@fuzz_files
 @given(lines=st.lists(_lines, max_size=25))
 def test_arbitrary_jsonl_lines_in_equal_lines_out(aws: AwsStack, lines: list[str | bytes]) -> None:
     body = b"".join(
@@ -447,7 +436,7 @@ _cells = st.one_of(
 )
 
 
-@fuzz
+@fuzz_files
 @given(
     rows=st.lists(
         st.tuples(
@@ -459,7 +448,7 @@ _cells = st.one_of(
 )
 def test_arbitrary_csv_rows_in_equal_lines_out(aws: AwsStack, rows: list[tuple[str, list[str]]]) -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)  # "\r\n": fields holding a bare "\r" are quoted too
     writer.writerow(["id", *COLUMNS])
     for index, (record_id, cells) in enumerate(rows):
         writer.writerow([record_id if record_id in ("", "dup") else f"{record_id}{index}", *cells])

@@ -36,7 +36,9 @@ def test_scenario_runs_in_tiny_mode(name: str, tmp_path: Path) -> None:
 def test_runner_writes_results_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "results.json"
 
-    code = bench_run.main(["--tiny", "--only", "deployment_size", "--workdir", str(tmp_path), "--output", str(output)])
+    code = bench_run.main(
+        ["--tiny", "--only", "deployment_size", "--workdir", str(tmp_path), "--output", str(output)]
+    )
 
     assert code == 0
     doc = json.loads(output.read_text())

@@ -216,9 +216,7 @@ def _infer(name: str, version: str | None) -> Response[Any]:
             f"Content-Type {kind!r} is not accepted by /infer; send application/json, or "
             "application/octet-stream with Inference-Header-Content-Length (binary tensor data)"
         )
-    header_length = oip_v2.parse_header_length(
-        headers.get("inference-header-content-length"), len(body)
-    )
+    header_length = oip_v2.parse_header_length(headers.get("inference-header-content-length"), len(body))
     request = oip_v2.decode_request(body, header_length)
     values = model.run_v2(request.inputs)
     payload, json_length = oip_v2.encode_response(

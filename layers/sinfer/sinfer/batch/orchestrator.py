@@ -196,6 +196,9 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     except SinferError as exc:
         _fail_parent(job, f"{exc.code}: {exc.message}", ctx)
         return {"job_id": job_id, "status": "FAILED", "error": exc.message}
+    except s3.S3NotFoundError as exc:  # deleted since it was routed: no retry can bring it back
+        _fail_parent(job, f"input_not_found: {exc}", ctx)
+        return {"job_id": job_id, "status": "FAILED", "error": str(exc)}
     _create_shards(job, target, plan, ctx)
     moved = ctx.jobs.transition(
         job.job_id,
@@ -720,10 +723,21 @@ def _fail_parent(job: Job, message: str, ctx: Context) -> None:
 
 
 def sweep(ctx: Context | None = None) -> dict[str, int]:
-    """Reconcile what events missed: poll in-flight shards, re-drive stuck ones, finish merges."""
+    """Reconcile what events missed: poll in-flight shards, re-drive stuck ones, finish merges.
+
+    One file's trouble (a backend error, its model gone from the store) is logged, counted in
+    ``failed`` and skipped: it must not stop the sweep from reconciling every other file, now
+    and at every later run.
+    """
     ctx = ctx or Context.default()
-    found = {"polled": 0, "collected": 0, "requeued": 0, "merged": 0, "submitted": 0}
+    found = {"polled": 0, "collected": 0, "requeued": 0, "merged": 0, "submitted": 0, "failed": 0}
     targets: dict[str, Target] = {}
+
+    def target_of(parent: Job) -> Target:
+        if parent.job_id not in targets:
+            targets[parent.job_id] = target_for(parent, ctx)
+        return targets[parent.job_id]
+
     stale = time.time() - STUCK_SECONDS
     for shard in ctx.jobs.by_status("COLLECTING"):
         if _stuck(shard, stale) and ctx.jobs.transition(
@@ -731,51 +745,66 @@ def sweep(ctx: Context | None = None) -> dict[str, int]:
         ):
             found["requeued"] += 1  # its collector died midway: poll and collect it again, below
     for shard in ctx.jobs.by_status("SUBMITTED"):
-        if "parent" not in shard.extra:
-            continue
-        parent = ctx.jobs.get(str(shard.extra["parent"]))
+        parent = ctx.jobs.get(str(shard.extra["parent"])) if "parent" in shard.extra else None
         if parent is None:
             continue
-        target = targets.setdefault(parent.job_id, target_for(parent, ctx))
         found["polled"] += 1
-        if shard.extra.get("realtime"):
-            # A remainder runs inside submit (or a collector) for minutes: only one untouched
-            # for longer than that died midway. Run it again (its outputs are overwritten).
-            if _stuck(shard, stale):
-                _run_realtime(shard.job_id, target, ctx)
-                found["collected"] += 1
-            continue
         try:
-            status, message = ctx.backend_for(target).status(shard)
+            found["collected"] += _poll(shard, target_of(parent), stale, ctx)
         except Exception:
-            logger.exception("sweeper: cannot read a shard's status", extra={"shard": shard.job_id})
-            continue
-        change = StateChange(target.kind, shard.job_id, status, message)
-        if change.terminal and _finish_shard(
-            shard, status, message, target, ctx, allowed_from=("SUBMITTED",)
-        ):
-            found["collected"] += 1
+            logger.exception("sweeper: cannot reconcile a shard", extra={"shard": shard.job_id})
+            found["failed"] += 1
     for shard in ctx.jobs.by_status("SUBMITTING"):
         if _stuck(shard, stale) and ctx.jobs.transition(shard.job_id, "QUEUED", allowed_from=("SUBMITTING",)):
             found["requeued"] += 1  # its submission died midway; resubmitting is idempotent
     for parent in ctx.jobs.by_status("ROUTED", "files"):
-        submit(parent.job_id, ctx)
         found["submitted"] += 1
+        try:
+            submit(parent.job_id, ctx)
+        except Exception:
+            logger.exception("sweeper: cannot submit a file", extra={"job_id": parent.job_id})
+            found["failed"] += 1
     lanes: dict[str, Target] = {}
     for parent in ctx.jobs.by_status("SUBMITTED", "files"):
-        target = targets.setdefault(parent.job_id, target_for(parent, ctx))
-        lanes.setdefault(target.lane, target)
-        if maybe_merge(parent.job_id, ctx):
-            found["merged"] += 1
+        try:
+            target = target_of(parent)
+            lanes.setdefault(target.lane, target)
+            found["merged"] += int(maybe_merge(parent.job_id, ctx))
+        except Exception:
+            logger.exception("sweeper: cannot merge a file", extra={"job_id": parent.job_id})
+            found["failed"] += 1
     for parent in ctx.jobs.by_status("MERGING", "files"):
         if int(parent.lease_until or 0) < time.time() and ctx.jobs.transition(
             parent.job_id, "SUBMITTED", allowed_from=("MERGING",)
         ):
-            found["merged"] += int(maybe_merge(parent.job_id, ctx))
+            try:
+                found["merged"] += int(maybe_merge(parent.job_id, ctx))
+            except Exception:
+                logger.exception("sweeper: cannot merge a file", extra={"job_id": parent.job_id})
+                found["failed"] += 1
     for target in lanes.values():
-        dispatch(target, ctx)
+        try:
+            dispatch(target, ctx)
+        except Exception:
+            logger.exception("sweeper: cannot start queued shards", extra={"lane": target.lane})
+            found["failed"] += 1
     _drain(ctx)
     return found
+
+
+def _poll(shard: Job, target: Target, stale: float, ctx: Context) -> int:
+    """Ask the backend about one in-flight shard and collect it if it ended (1 if collected)."""
+    if shard.extra.get("realtime"):
+        # A remainder runs inside submit (or a collector) for minutes: only one untouched for
+        # longer than that died midway. Run it again (its outputs are overwritten).
+        if not _stuck(shard, stale):
+            return 0
+        _run_realtime(shard.job_id, target, ctx)
+        return 1
+    status, message = ctx.backend_for(target).status(shard)
+    if not StateChange(target.kind, shard.job_id, status, message).terminal:
+        return 0
+    return int(_finish_shard(shard, status, message, target, ctx, allowed_from=("SUBMITTED",)))
 
 
 def _stuck(job: Job, before: float) -> bool:

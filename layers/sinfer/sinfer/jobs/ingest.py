@@ -93,7 +93,10 @@ def process_object(
         logger.info("ignored: key outside the input prefix", extra={"bucket": ref.bucket, "key": ref.key})
         return IngestResult("ignored", reason=f"key is not under {config.input_prefix}<model>/")
     try:
-        head = s3.head(ref.bucket, ref.key, ref.version_id or None)
+        # The key's latest version, not the event's: S3 may deliver notifications out of order,
+        # and every version of a key writes the same output key, so an older version processed
+        # after a newer one would replace current results with stale ones.
+        head = s3.head(ref.bucket, ref.key)
     except s3.S3NotFoundError as exc:
         logger.warning(
             "ignored: object no longer exists or is not readable", extra={"key": ref.key, "error": str(exc)}
@@ -101,6 +104,11 @@ def process_object(
         return IngestResult("ignored", reason=str(exc))
     except Exception as exc:
         raise _transient_or(exc) from exc
+    latest = str(head.get("VersionId") or "")
+    if ref.version_id and latest and latest != ref.version_id:
+        reason = f"version {ref.version_id} is superseded by {latest}, whose own event writes the results"
+        logger.info("ignored: superseded version", extra={"key": ref.key, "reason": reason})
+        return IngestResult("ignored", reason=reason)
     version = (
         ref.version_id or str(head.get("VersionId") or "") or str(head.get("ETag") or ref.etag).strip('"')
     )
