@@ -33,9 +33,11 @@ from functions.s3_ingest.app import lambda_handler as s3_ingest
 from sinfer.local.s3events import s3_notification, s3_record, sqs_event
 from tests.conftest import FakeLambdaContext
 from tests.functional import conftest as functional
+from tests.functional.conftest import BUCKET, AwsStack
 
-# The fixtures of tests/functional (moto stack, settings) are reused, not copied.
-from tests.functional.conftest import BUCKET, AwsStack, Configure, aws, configure  # noqa: F401
+# The fixtures of tests/functional (the moto stack, settings) are reused, not copied.
+aws = functional.aws
+configure = functional.configure
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -145,7 +147,8 @@ def assert_accounted(lines: list[dict[str, Any]], ids: list[Any]) -> None:
         assert ("prediction" in line) != ("error" in line), line
         if "error" in line:
             assert set(line["error"]) == {"code", "message"}
-            assert line["error"]["code"] and line["error"]["message"], line
+            assert line["error"]["code"], line
+            assert line["error"]["message"], line
 
 
 def assert_counts_consistent(result: Ingested, records: int) -> None:
@@ -180,7 +183,7 @@ class Fault:
     raised: int = 0
 
     def __call__(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
 
         self.calls += 1
         if self.calls <= self.skip or self.raised >= self.times:
@@ -190,7 +193,7 @@ class Fault:
             "Error": {"Code": self.code, "Message": f"injected {self.code}"},
             "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}},
         }
-        return AWSResponse("https://injected.invalid/", self.status, {}, None), parsed
+        return AWSResponse("https://injected.invalid/", self.status, HTTPHeaders(), None), parsed
 
 
 def inject(service: str, operation: str, code: str, status: int, *, times: int = 1, skip: int = 0) -> Fault:

@@ -32,7 +32,7 @@ from sinfer.codecs.dtypes import V2_TO_NUMPY
 from sinfer.inference.registry import reset_default_registry
 from tests.conftest import MODELS, CallApi
 from tests.functional.conftest import AwsStack
-from tests.reliability.conftest import MiB, GiB, fuzz, png_claiming, strict_json, zeros_gzip
+from tests.reliability.conftest import GiB, MiB, fuzz, png_claiming, strict_json, zeros_gzip
 from tests.unit import onnx_graphs
 
 PREDICT = "/v1/models/digits:predict"
@@ -48,7 +48,8 @@ def _error(response: Any, status: int | tuple[int, ...], needle: str = "") -> st
     assert response.status in wanted, (response.status, response.body[:300])
     doc = strict_json(response.body)
     assert set(doc) == {"error", "code"}
-    assert doc["error"] and doc["code"] != "internal_error"
+    assert doc["error"]
+    assert doc["code"] != "internal_error"
     assert needle.lower() in doc["error"].lower(), doc["error"]
     return str(doc["error"])
 
@@ -60,7 +61,9 @@ def _never_5xx(response: Any) -> Any:
         return None
     doc = strict_json(response.body)
     if response.status >= 400:
-        assert isinstance(doc, dict) and doc.get("error") and doc.get("code"), doc
+        assert isinstance(doc, dict), doc
+        assert doc.get("error"), doc
+        assert doc.get("code"), doc
     return doc
 
 
@@ -69,7 +72,9 @@ def _digits(value: Any = 0.0, count: int = 64) -> list[Any]:
 
 
 def _v2(name: str, shape: list[Any], datatype: str, data: Any, **extra: Any) -> bytes:
-    return json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}], **extra}).encode()
+    return json.dumps(
+        {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}], **extra}
+    ).encode()
 
 
 @pytest.fixture
@@ -107,14 +112,51 @@ MALFORMED = [
     ("shape-float", INFER, _v2("pixels", [1.0, 64], "FP32", _digits()), {}, 400, "shape"),
     ("shape-bool", INFER, _v2("pixels", [True, 64], "FP32", _digits()), {}, 400, "shape"),
     ("unknown-datatype", INFER, _v2("pixels", [1, 64], "FP99", _digits()), {}, 400, "datatype"),
-    ("parameters-list", INFER, _v2("pixels", [1, 64], "FP32", _digits(), parameters=[]), {}, 400, "parameters"),
+    (
+        "parameters-list",
+        INFER,
+        _v2("pixels", [1, 64], "FP32", _digits(), parameters=[]),
+        {},
+        400,
+        "parameters",
+    ),
     ("outputs-object", INFER, _v2("pixels", [1, 64], "FP32", _digits(), outputs={}), {}, 400, "outputs"),
-    ("duplicate-input", INFER, json.dumps({"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits()}] * 2}).encode(), {}, 400, "twice"),
+    (
+        "duplicate-input",
+        INFER,
+        json.dumps(
+            {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits()}] * 2}
+        ).encode(),
+        {},
+        400,
+        "twice",
+    ),
     ("header-length-text", INFER, b"{}", {"Inference-Header-Content-Length": "x"}, 400, "integer"),
     ("header-length-long", INFER, b"{}", {"Inference-Header-Content-Length": "99"}, 400, "body has 2 bytes"),
-    ("header-length-negative", INFER, b"{}", {"Inference-Header-Content-Length": "-1"}, 400, "Inference-Header"),
-    ("corrupt-gzip", PREDICT, b"\x1f\x8b\x08\x00garbage", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
-    ("corrupt-deflate", PREDICT, b"\x78\x9cgarbage", {"Content-Encoding": "deflate"}, 400, "not valid deflate"),
+    (
+        "header-length-negative",
+        INFER,
+        b"{}",
+        {"Inference-Header-Content-Length": "-1"},
+        400,
+        "Inference-Header",
+    ),
+    (
+        "corrupt-gzip",
+        PREDICT,
+        b"\x1f\x8b\x08\x00garbage",
+        {"Content-Encoding": "gzip"},
+        400,
+        "not valid gzip",
+    ),
+    (
+        "corrupt-deflate",
+        PREDICT,
+        b"\x78\x9cgarbage",
+        {"Content-Encoding": "deflate"},
+        400,
+        "not valid deflate",
+    ),
     ("unknown-encoding", PREDICT, b"{}", {"Content-Encoding": "br"}, 415, "Content-Encoding"),
     ("wrong-content-type", INFER, b"<xml/>", {"Content-Type": "application/xml"}, 415, "Content-Type"),
     ("csv-to-predict", PREDICT, b"a,b\n1,2\n", {"Content-Type": "text/csv"}, 415, "application/json"),
@@ -146,7 +188,8 @@ def test_nesting_that_parses_but_is_deeper_than_any_tensor_is_a_4xx(call_api: Ca
     # 900 levels parse (under the interpreter's recursion limit) but no array has 900 axes
     deep = "[" * 900 + "0" + "]" * 900
     _error(call_api("POST", PREDICT, f'{{"instances": [{deep}]}}', JSON_HEADERS), 422)
-    _error(call_api("POST", INFER, f'{{"inputs": [{{"name": "pixels", "shape": [1], "datatype": "FP32", "data": {deep}}}]}}', JSON_HEADERS), (400, 422))  # fmt: skip
+    tensor = f'{{"name": "pixels", "shape": [1], "datatype": "FP32", "data": {deep}}}'
+    _error(call_api("POST", INFER, f'{{"inputs": [{tensor}]}}', JSON_HEADERS), (400, 422))
     # ... also where the value is only echoed back (the request id)
     response = call_api("POST", INFER, _v2("pixels", [1, 64], "FP32", _digits(), id=json.loads(deep)))
     assert _never_5xx(response) is not None
@@ -162,16 +205,73 @@ WRONG = [
     ("object-for-vector", PREDICT, {"instances": [{"a": 1}]}, 422, "keys"),
     ("b64-not-base64", PREDICT, {"instances": [{"b64": "!!!"}]}, 422, "base64"),
     ("b64-not-string", PREDICT, {"instances": [{"b64": 5}]}, 422, "base64"),
-    ("b64-garbage-image", PREDICT, {"instances": [{"b64": base64.b64encode(os.urandom(256)).decode()}]}, 422, "PNG or JPEG"),
+    (
+        "b64-garbage-image",
+        PREDICT,
+        {"instances": [{"b64": base64.b64encode(os.urandom(256)).decode()}]},
+        422,
+        "PNG or JPEG",
+    ),
     ("ints-beyond-int64-as-floats", PREDICT, {"instances": [_digits(10**26)]}, 422, "float32"),
-    ("v2-too-few-values", INFER, {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 63}]}, 422, "needs 64"),
-    ("v2-wrong-rank", INFER, {"inputs": [{"name": "pixels", "shape": [64], "datatype": "FP32", "data": _digits()}]}, 422, "[N, 64]"),
-    ("v2-text-data", INFER, {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits("x")}]}, 422, "FP32"),
-    ("v2-unknown-input", INFER, {"inputs": [{"name": "nope", "shape": [1, 64], "datatype": "FP32", "data": _digits()}]}, 422, "missing ['pixels']"),
-    ("v2-unknown-output", INFER, {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits()}], "outputs": [{"name": "nope"}]}, 422, "unknown outputs"),
-    ("v2-huge-shape", INFER, {"inputs": [{"name": "pixels", "shape": [10**11] * 3, "datatype": "FP32", "data": [1]}]}, 422, "1000000000000000000000000000000000 values"),
-    ("v2-zero-and-huge", INFER, {"inputs": [{"name": "pixels", "shape": [2**64, 0], "datatype": "FP32", "data": []}]}, (400, 422), "shape"),
-    ("v2-70-axes", INFER, {"inputs": [{"name": "pixels", "shape": [1] * 70, "datatype": "FP32", "data": [1]}]}, (400, 422), "shape"),
+    (
+        "v2-too-few-values",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 63}]},
+        422,
+        "needs 64",
+    ),
+    (
+        "v2-wrong-rank",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [64], "datatype": "FP32", "data": _digits()}]},
+        422,
+        "[N, 64]",
+    ),
+    (
+        "v2-text-data",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits("x")}]},
+        422,
+        "FP32",
+    ),
+    (
+        "v2-unknown-input",
+        INFER,
+        {"inputs": [{"name": "nope", "shape": [1, 64], "datatype": "FP32", "data": _digits()}]},
+        422,
+        "missing ['pixels']",
+    ),
+    (
+        "v2-unknown-output",
+        INFER,
+        {
+            "inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": _digits()}],
+            "outputs": [{"name": "nope"}],
+        },
+        422,
+        "unknown outputs",
+    ),
+    (
+        "v2-huge-shape",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [10**11] * 3, "datatype": "FP32", "data": [1]}]},
+        422,
+        "1000000000000000000000000000000000 values",
+    ),
+    (
+        "v2-zero-and-huge",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [2**64, 0], "datatype": "FP32", "data": []}]},
+        (400, 422),
+        "shape",
+    ),
+    (
+        "v2-70-axes",
+        INFER,
+        {"inputs": [{"name": "pixels", "shape": [1] * 70, "datatype": "FP32", "data": [1]}]},
+        (400, 422),
+        "shape",
+    ),
     ("tabular-unknown-unicode-column", CANCER, {"instances": [{"rayon moyen ✓": 1.0}]}, 422, "unknown"),
     ("tabular-nul-column", CANCER, {"instances": [{"\u0000": 1.0}]}, 422, "missing"),
 ]
@@ -207,7 +307,8 @@ def test_non_finite_floats_are_passed_through_and_answered_with_strict_json(
         response = call_api("POST", path, body, JSON_HEADERS)
         assert response.status == 200, response.body[:300]
         doc = strict_json(response.body)  # THEN non-finite scores are null, not NaN
-        assert "NaN" not in response.body.decode() and "Infinity" not in response.body.decode()
+        assert b"NaN" not in response.body
+        assert b"Infinity" not in response.body
         if "predictions" in doc:
             assert doc["predictions"][0]["score"] is None
 
@@ -216,6 +317,7 @@ def test_non_finite_floats_are_passed_through_and_answered_with_strict_json(
     ("data", "datatype", "needle"),
     [
         ([2**63, 0], "INT64", "INT64"),  # one past int64's maximum
+        ([2.0**63, 0], "INT64", "INT64"),  # the same as a float, which equals int64's maximum as floats
         ([-(2**63) - 1, 0], "INT64", "INT64"),
         ([10**30, 0], "INT64", "INT64"),
         ([1.5, 0], "INT64", "integers"),
@@ -310,6 +412,24 @@ def test_a_compressed_body_inflating_to_1_gib_is_stopped_at_the_limit(
     _error(response, 413, "decompressed body exceeds")
     assert peak < 4 * routes.MAX_SYNC_PAYLOAD_BYTES + 4 * len(bomb), peak
     assert seconds < 5, seconds
+
+
+def test_a_truncated_gzip_body_is_refused_and_a_multi_member_one_read_whole(call_api: CallApi) -> None:
+    import gzip
+
+    body = json.dumps({"instances": [_digits(1.0), _digits(2.0)]}).encode()
+    packed = gzip.compress(body, mtime=0)
+    headers = {**JSON_HEADERS, "Content-Encoding": "gzip"}
+    # a body cut short is not read as the prefix it holds
+    _error(call_api("POST", PREDICT, packed[: len(packed) // 2], headers), 400, "ends before the stream")
+    # `cat a.gz b.gz` is valid gzip: both members are the body
+    half = len(body) // 2
+    members = gzip.compress(body[:half], mtime=0) + gzip.compress(body[half:], mtime=0)
+    response = call_api("POST", PREDICT, members, headers)
+    assert response.status == 200, response.body[:300]
+    assert len(strict_json(response.body)["predictions"]) == 2
+    # ... but not a member followed by garbage
+    _error(call_api("POST", PREDICT, packed + b"garbage!", headers), 400, "not valid gzip")
 
 
 def test_a_body_over_the_sync_limit_is_413_pointing_at_jobs(call_api: CallApi) -> None:
@@ -434,7 +554,10 @@ def test_any_json_body_is_never_a_5xx(call_api: CallApi, doc: Any, wrap: str, pa
 
 
 @fuzz
-@given(body=st.binary(max_size=512), content_type=st.sampled_from(["application/json", "image/png", "", "text/plain"]))
+@given(
+    body=st.binary(max_size=512),
+    content_type=st.sampled_from(["application/json", "image/png", "", "text/plain"]),
+)
 def test_any_bytes_are_never_a_5xx(call_api: CallApi, body: bytes, content_type: str) -> None:
     for path in (PREDICT, INFER):
         _never_5xx(call_api("POST", path, body, {"Content-Type": content_type} if content_type else {}))
@@ -446,7 +569,9 @@ _numbers = (
     | st.booleans()
     | st.sampled_from([None, "1", "", 0.5])
 )
-_dims = st.integers(min_value=-2, max_value=70) | st.sampled_from([True, False, 2**63, 2**64, 10**20, 1.0, "1"])
+_dims = st.integers(min_value=-2, max_value=70) | st.sampled_from(
+    [True, False, 2**63, 2**64, 10**20, 1.0, "1"]
+)
 
 
 @fuzz
@@ -490,7 +615,16 @@ def test_any_binary_tensor_payload_is_never_a_5xx(
     call_api: CallApi, declared: int, tail: bytes, header_length: int | None, datatype: str
 ) -> None:
     head = json.dumps(
-        {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": datatype, "parameters": {"binary_data_size": declared}}]}
+        {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": [1, 64],
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": declared},
+                }
+            ]
+        }
     ).encode()
     body = head + struct.pack("<I", len(tail)) + tail
     length = len(head) if header_length is None else header_length

@@ -29,12 +29,10 @@ from hypothesis import strategies as st
 from functions.s3_ingest.app import lambda_handler
 from sinfer.local.s3events import sqs_event
 from tests.conftest import MODELS, FakeLambdaContext
+from tests.functional.conftest import BUCKET, AwsStack, Configure
 from tests.reliability.conftest import (
-    BUCKET,
     GiB,
     MiB,
-    AwsStack,
-    Configure,
     assert_accounted,
     assert_counts_consistent,
     failed_ids,
@@ -45,6 +43,7 @@ from tests.reliability.conftest import (
     sqs_for,
     zeros_gzip,
 )
+
 
 def _npy(array: np.ndarray[Any, Any]) -> bytes:
     buffer = io.BytesIO()
@@ -79,11 +78,21 @@ JSONL_CASES: list[tuple[str, bytes | str | None, Any, str | None]] = [
     ("NaN pixels", '{"id": "nan", "instance": [' + ",".join(["NaN"] * 64) + "]}", "nan", None),
     ("Infinity pixels", '{"id": "inf", "instance": [' + ",".join(["-Infinity"] * 64) + "]}", "inf", None),
     ("1e400 pixels", '{"id": "1e400", "instance": [' + ",".join(["1e400"] * 64) + "]}", "1e400", None),
-    ("ints past int64", '{"id": "big", "instance": [' + ",".join([str(10**30)] * 64) + "]}", "big", "invalid_input"),
+    (
+        "ints past int64",
+        '{"id": "big", "instance": [' + ",".join([str(10**30)] * 64) + "]}",
+        "big",
+        "invalid_input",
+    ),
     ("a 5001-digit integer", '{"id": "digits", "instance": [1' + "0" * 5000 + "]}", AT, "invalid_json"),
     ("100k levels of nesting", "[" * DEEP + "]" * DEEP, AT, "invalid_json"),
     ("an unclosed 100k levels", '{"id": "x", "instance": ' + "[" * DEEP, AT, "invalid_json"),
-    ("900 levels: parses, no tensor", '{"id": "deep", "instance": ' + "[" * 900 + "1" + "]" * 900 + "}", "deep", "invalid_input"),
+    (
+        "900 levels: parses, no tensor",
+        '{"id": "deep", "instance": ' + "[" * 900 + "1" + "]" * 900 + "}",
+        "deep",
+        "invalid_input",
+    ),
     ("a 900-deep id", '{"id": ' + "[" * 900 + "]" * 900 + f', "instance": [{PIXELS}]}}', DEEP_ID, None),
     ("invalid UTF-8", b'{"id": "\xff\xfe", "instance": [1]}', AT, "invalid_encoding"),
     ("a lone surrogate id", f'{{"id": "\\ud800", "instance": [{PIXELS}]}}', "\ud800", None),
@@ -97,7 +106,12 @@ JSONL_CASES: list[tuple[str, bytes | str | None, Any, str | None]] = [
     ("an empty object", "{}", AT, "invalid_input"),
     ("wrong shape", '{"id": "short", "instance": [1, 2, 3]}', "short", "invalid_input"),
     ("text pixels", '{"id": "text", "instance": [' + ",".join(['"a"'] * 64) + "]}", "text", "invalid_input"),
-    ("garbage bytes as an image", '{"id": "img", "instance": {"b64": "iVBORw0KGgoAAAA="}}', "img", "invalid_input"),
+    (
+        "garbage bytes as an image",
+        '{"id": "img", "instance": {"b64": "iVBORw0KGgoAAAA="}}',
+        "img",
+        "invalid_input",
+    ),
     ("a PNG claiming 10 gigapixels", None, "bomb", "invalid_input"),  # built by _png_line
     ("trailing garbage", f'{{"id": "t", "instance": [{PIXELS}]}} trailing', AT, "invalid_json"),
     ("NUL bytes", b"\0\0\0", AT, "invalid_json"),
@@ -124,17 +138,26 @@ def test_every_jsonl_line_gets_exactly_one_output_line_in_order(aws: AwsStack) -
     deep_at = [case[2] for case in JSONL_CASES].index(DEEP_ID)
     deep_id = result.lines[deep_at]["id"]
     for _ in range(900):
-        assert isinstance(deep_id, list) and len(deep_id) <= 1
+        assert isinstance(deep_id, list)
+        assert len(deep_id) <= 1
         deep_id = deep_id[0] if deep_id else None
-    ids = [i if want is AT else None if want is DEEP_ID else want for i, (_, _, want, _) in enumerate(JSONL_CASES)]
-    assert_accounted([{**line, "id": None} if i == deep_at else line for i, line in enumerate(result.lines)], ids)
+    ids = [
+        i if want is AT else None if want is DEEP_ID else want
+        for i, (_, _, want, _) in enumerate(JSONL_CASES)
+    ]
+    assert_accounted(
+        [{**line, "id": None} if i == deep_at else line for i, line in enumerate(result.lines)], ids
+    )
     for line, (what, _, _, code) in zip(result.lines, JSONL_CASES, strict=True):
         if code is None:
             assert "prediction" in line, (what, line)
         else:
             assert line.get("error", {}).get("code") == code, (what, line)
     # ... saying what was wrong where it matters
-    errors = {what: line.get("error", {}).get("message", "") for line, (what, *_) in zip(result.lines, JSONL_CASES)}
+    errors = {
+        what: line.get("error", {}).get("message", "")
+        for line, (what, *_) in zip(result.lines, JSONL_CASES, strict=True)
+    }
     assert "nested too deeply" in errors["100k levels of nesting"]
     assert "line 13" in errors["invalid UTF-8"]  # counting the two blank lines, which are not records
     assert "10000000000 pixels" in errors["a PNG claiming 10 gigapixels"]
@@ -223,7 +246,8 @@ def test_an_unreadable_file_is_failed_once_with_the_reason(aws: AwsStack) -> Non
         # THEN acknowledged (not retried), no predictions file, and the summary and job say why
         assert result.response == {"batchItemFailures": []}, name
         assert outputs(key)[0] not in result.keys, name
-        assert result.summary is not None and result.job is not None, name
+        assert result.summary is not None, name
+        assert result.job is not None, name
         assert result.summary["status"] == result.job["status"] == "FAILED", name
         assert reason in result.summary["error"], (name, result.summary["error"])
         assert result.summary["records_match"] is True, name
@@ -326,7 +350,7 @@ def test_unicode_url_encoded_and_path_like_keys_are_processed_where_they_say(aws
         assert_accounted(lines, ["a", "b"])
         assert aws.json(summary_key)["input"] == f"s3://{BUCKET}/{key}"
     # ... and nothing was written anywhere but under outputs/ (the recursion guard's premise)
-    assert all(k.startswith("outputs/") for k in aws.keys() if k not in KEYS)
+    assert all(k.startswith("outputs/") for k in aws.keys("") if k not in KEYS)
     assert len(aws.keys("outputs/")) == 2 * len(KEYS)
 
 
@@ -425,7 +449,11 @@ def test_arbitrary_jsonl_lines_in_equal_lines_out(aws: AwsStack, lines: list[str
         if isinstance(want, str):  # ids that JSON carries unchanged
             assert got["id"] == want
     summary = aws.json(summary_key)
-    assert summary["counts"]["records"] == len(expected) == summary["counts"]["predictions"] + summary["counts"]["errors"]
+    assert (
+        summary["counts"]["records"]
+        == len(expected)
+        == summary["counts"]["predictions"] + summary["counts"]["errors"]
+    )
 
 
 _cells = st.one_of(
@@ -457,8 +485,8 @@ def test_arbitrary_csv_rows_in_equal_lines_out(aws: AwsStack, rows: list[tuple[s
     assert lambda_handler(sqs_for(aws, key), _context()) == {"batchItemFailures": []}
     predictions_key, summary_key = outputs(key)
     out = [json.loads(line) for line in aws.get(predictions_key).splitlines()]
-    expected = [rid if rid in ("", "dup") else f"{rid}{i}" for i, (rid, _) in enumerate(rows)]
-    expected = [rid.strip() or i for i, rid in enumerate(expected)]
+    written = [rid if rid in ("", "dup") else f"{rid}{i}" for i, (rid, _) in enumerate(rows)]
+    expected: list[Any] = [rid.strip() or i for i, rid in enumerate(written)]
     assert [line["id"] for line in out] == expected
     assert all(("prediction" in line) != ("error" in line) for line in out)
     assert aws.json(summary_key)["counts"]["records"] == len(rows)
@@ -477,3 +505,41 @@ def _only_job(aws: AwsStack) -> dict[str, Any]:
     job = aws.job(items[0]["job_id"]["S"])
     assert job is not None
     return job
+
+
+def test_the_same_adversarial_file_through_the_batch_path_gives_the_same_lines(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN the adversarial JSONL file, routed to batch (run by the local backend: the real
+    # SageMaker container app on loopback) in shards of 10
+    config = configure(BATCH_BACKEND="local", SAGEMAKER_MAX_RECORDS=10)
+    lines = [line if line is not None else _png_line() for _, line, _, _ in JSONL_CASES]
+    body = b"\xef\xbb\xbf" + _jsonl(*lines[:3], "", "   \t", *lines[3:])
+    inline = ingest(aws, "inputs/digits/adversarial/inline.jsonl", body)
+    from sinfer.batch import orchestrator
+    from sinfer.batch.backends import LocalBackend
+    from sinfer.inference.registry import default_registry
+    from sinfer.jobs.store import JobStore
+    from tests.functional.conftest import routed_job
+
+    key = "inputs/digits/adversarial/batch.jsonl"
+    job_id = routed_job(aws, key, body, "digits")
+    ctx = orchestrator.Context(config, JobStore(config.jobs_table), default_registry(), LocalBackend(config))
+
+    # WHEN the batch path processes it
+    orchestrator.submit(job_id, ctx)
+
+    # THEN one line per record, in order, with the same outcome as inside Lambda
+    batch_lines = aws.lines(outputs(key)[0])
+    assert len(batch_lines) == len(JSONL_CASES)
+    deep_at = [case[2] for case in JSONL_CASES].index(DEEP_ID)
+    for index, (got, want) in enumerate(zip(batch_lines, inline.lines, strict=True)):
+        assert ("prediction" in got) == ("prediction" in want), (JSONL_CASES[index][0], got, want)
+        if index != deep_at:
+            assert got["id"] == want["id"]
+        if "error" in want:
+            assert got["error"]["code"] == want["error"]["code"], (JSONL_CASES[index][0], got, want)
+    job = aws.job(job_id)
+    assert job is not None
+    assert job["status"] == "COMPLETED"
+    assert job["counts"]["records"] == len(JSONL_CASES)

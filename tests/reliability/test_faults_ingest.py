@@ -12,8 +12,6 @@ summary and a job record that agree with it, and one notification.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,10 +23,8 @@ from sinfer.jobs.types import object_job_id
 from sinfer.local.s3events import s3_notification, s3_record, sqs_event
 from sinfer.records import writer as writer_module
 from tests.conftest import FakeLambdaContext
+from tests.functional.conftest import BUCKET, AwsStack, Configure
 from tests.reliability.conftest import (
-    BUCKET,
-    AwsStack,
-    Configure,
     Killed,
     assert_accounted,
     break_reads,
@@ -103,7 +99,9 @@ def assert_done_once(
     assert (job["status"], job["counts"]) == ("COMPLETED", counts)
     assert not job["lease_until"]
     notes = [*(earlier or []), *aws.notifications()]
-    assert [(n["job_id"], n["status"]) for n in notes] == [(job["job_id"], "COMPLETED")] * (1 + len(earlier or []))
+    assert [(n["job_id"], n["status"]) for n in notes] == [(job["job_id"], "COMPLETED")] * (
+        1 + len(earlier or [])
+    )
     assert all(n["counts"] == counts for n in notes)
     assert aws.pending_multipart_uploads() == []
     return job
@@ -113,7 +111,7 @@ PART = 16 * 1024
 
 
 @pytest.fixture
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """16 KiB multipart parts (moto's and the writer's minimum lowered): small files go up in parts."""
     import moto.s3.models
 
@@ -122,7 +120,6 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(
         ingest, "S3JsonlWriter", lambda bucket, key: writer_module.S3JsonlWriter(bucket, key, part_size=PART)
     )
-    yield
 
 
 # --- 1. a service fails once: the message is retried and the file completes once --------------------
@@ -192,7 +189,9 @@ def test_dynamodb_down_for_the_whole_finish_leaves_a_lease_that_a_later_delivery
     assert failed_ids(_deliver(event)) == [event["Records"][0]["messageId"]]
     job_id = _job_id(aws, KEY)
     job = aws.job(job_id)
-    assert job is not None and job["status"] == "RUNNING" and job["lease_until"]
+    assert job is not None
+    assert job["status"] == "RUNNING"
+    assert job["lease_until"]
 
     # ... so a redelivery inside the lease is refused as busy, touching nothing
     assert failed_ids(_deliver(event)) == [event["Records"][0]["messageId"]]
@@ -215,7 +214,9 @@ def test_dynamodb_down_for_the_whole_finish_leaves_a_lease_that_a_later_delivery
     ],
     ids=["incomplete-read", "read-timeout"],
 )
-def test_a_body_that_breaks_mid_read_is_retried_from_the_start(aws: AwsStack, small_parts: None, error: Any) -> None:
+def test_a_body_that_breaks_mid_read_is_retried_from_the_start(
+    aws: AwsStack, small_parts: None, error: Any
+) -> None:
     # GIVEN a file of more than one 1 MiB read, whose output is going up in parts when the
     # connection breaks during the second read
     body = _records(6000)
@@ -232,7 +233,8 @@ def test_a_body_that_breaks_mid_read_is_retried_from_the_start(aws: AwsStack, sm
     assert aws.pending_multipart_uploads() == []
     assert aws.keys("outputs/") == []
     job = aws.job(_job_id(aws, KEY))
-    assert job is not None and job["status"] == "QUEUED"
+    assert job is not None
+    assert job["status"] == "QUEUED"
 
     # WHEN redelivered, THEN the whole file is read again and written once
     assert _deliver(event) == {"batchItemFailures": []}
@@ -273,7 +275,7 @@ def test_two_workers_claiming_at_once_one_wins_the_other_retries(aws: AwsStack) 
     from sinfer.jobs.types import Job
 
     other = JobStore(aws.table, dynamodb=aws.dynamodb)  # the other worker: its own client
-    raced = []
+    raced: list[Any] = []
 
     def other_worker_claims_first(**_: Any) -> None:
         if not raced:
@@ -286,7 +288,8 @@ def test_two_workers_claiming_at_once_one_wins_the_other_retries(aws: AwsStack) 
     assert failed_ids(_deliver(event)) == [event["Records"][0]["messageId"]]
     assert raced[0].outcome == "claimed"
     job = aws.job(job_id)
-    assert job is not None and (job["status"], job["owner"]) == ("RUNNING", "other")
+    assert job is not None
+    assert (job["status"], job["owner"]) == ("RUNNING", "other")
     assert aws.keys("outputs/") == []
 
     # AND when the winner died (its lease ran out), the retry takes over and finishes once
@@ -303,7 +306,6 @@ def test_a_worker_whose_lease_expired_mid_file_cannot_finish_over_its_successor(
     event = sqs_for(aws, KEY)
     job_id = _job_id(aws, KEY)
     from sinfer.aws.clients import client
-
     from sinfer.jobs.events import refs_from_message_body
 
     ref = refs_from_message_body(event["Records"][0]["body"])[0]  # type: ignore[index]
@@ -414,7 +416,9 @@ def test_a_hard_kill_mid_file_is_taken_over_after_the_lease_and_written_once(
     # THEN the dead invocation still holds its claim, with parts uploaded and never completed
     job_id = _job_id(aws, KEY)
     job = aws.job(job_id)
-    assert job is not None and job["status"] == "RUNNING" and job["lease_until"]
+    assert job is not None
+    assert job["status"] == "RUNNING"
+    assert job["lease_until"]
     assert len(aws.pending_multipart_uploads()) == 1  # the bucket's lifecycle rule aborts these
     assert outputs(KEY)[0] not in aws.keys("outputs/")
 

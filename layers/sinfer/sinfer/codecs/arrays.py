@@ -60,14 +60,15 @@ def cast(array: np.ndarray[Any, Any], target: np.dtype[Any], label: str) -> np.n
     1, NaN becomes -2**63) when casting to an integer type, so for integer targets the values
     are checked first: whole, finite and within the type's range.
     """
-    if target.kind in "iu" and array.dtype.kind == "f" and array.size:
-        if not np.all(np.isfinite(array)):
-            raise InvalidInputError(f"{label}: expected integers ({target.name}), got NaN or infinity")
-        if not np.all(np.mod(array, 1) == 0):
-            raise InvalidInputError(f"{label}: expected integers ({target.name}), got fractional values")
+    if (target.kind in "iu" and array.dtype.kind == "f") and (
+        not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)
+    ):
+        raise InvalidInputError(
+            f"{label}: expected integers ({target.name}), got fractional values (or NaN/infinity)"
+        )
     if array.dtype != target:
         if target.kind in "iu" and array.size:
-            info = np.iinfo(target)  # type: ignore[type-var]
+            info = np.iinfo(target)
             low, high = array.min(), array.max()
             # A float equal to 2**63 compares equal to int64's maximum (2**63 - 1) once that is
             # rounded to float, yet wraps when cast: floats must stay below maximum + 1.

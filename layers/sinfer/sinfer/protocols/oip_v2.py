@@ -17,7 +17,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -130,7 +130,7 @@ def _params(value: Any, where: str) -> dict[str, Any]:
 MAX_RANK = 32
 
 
-def _valid_shape(shape: Any) -> bool:
+def _valid_shape(shape: object) -> TypeGuard[list[int]]:
     # bool is an int to Python, but [true, 64] is not a shape; dimensions past 2**62 would
     # overflow numpy's index type before any size check could refuse them.
     return (
