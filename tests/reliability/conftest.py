@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -44,15 +45,17 @@ GiB = 1024 * MiB
 
 # Reproducible in CI (derandomize), never timing-flaky (deadline=None), no example database
 # written into the tree. ``call_api`` is function-scoped but stateless between calls.
+# SINFER_FUZZ_EXAMPLES raises the count for a longer run (e.g. nightly): 50 keeps `make test` fast.
+FUZZ_EXAMPLES = int(os.environ.get("SINFER_FUZZ_EXAMPLES", "50"))
 fuzz = settings(
-    max_examples=50,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # Each file example is an upload and a delivery through moto (~0.15 s): fewer, larger examples.
-fuzz_files = settings(fuzz, max_examples=30)
+fuzz_files = settings(fuzz, max_examples=max(1, FUZZ_EXAMPLES * 3 // 5))
 
 
 @pytest.fixture(scope="module", autouse=True)

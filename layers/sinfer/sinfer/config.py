@@ -45,6 +45,7 @@ class Settings:
     batch_submit_function: str
     batch_max_concurrent_jobs: int
     batch_max_attempts: int
+    batch_max_decompressed_bytes: int
     bedrock_role_arn: str
     bedrock_kms_key_id: str
     bedrock_timeout_hours: int
@@ -86,6 +87,7 @@ def settings() -> Settings:
         batch_submit_function=os.environ.get("BATCH_SUBMIT_FUNCTION", ""),
         batch_max_concurrent_jobs=_int("BATCH_MAX_CONCURRENT_JOBS", 20),
         batch_max_attempts=_int("BATCH_MAX_ATTEMPTS", 3),
+        batch_max_decompressed_bytes=_int("BATCH_MAX_DECOMPRESSED_BYTES", 100 * 1024**3),
         bedrock_role_arn=os.environ.get("BEDROCK_ROLE_ARN", ""),
         bedrock_kms_key_id=os.environ.get("BEDROCK_KMS_KEY_ID", ""),
         bedrock_timeout_hours=_int("BEDROCK_TIMEOUT_HOURS", 72),

@@ -185,7 +185,13 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     work = f"{ctx.config.batch_prefix}{job.job_id}/"
     try:
         head = s3.head(source.bucket, source.key)
-        records = read_records(s3.open_stream(source.bucket, source.key), source.key, head.get("ContentType"))
+        # A decompression bomb must fail the file, not outlast batch_submit on every sweep.
+        records = read_records(
+            s3.open_stream(source.bucket, source.key),
+            source.key,
+            head.get("ContentType"),
+            max_decompressed_bytes=ctx.config.batch_max_decompressed_bytes,
+        )
         plan = write_shards(
             records,
             _line_builder(target),
