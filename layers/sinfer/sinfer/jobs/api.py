@@ -71,8 +71,17 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
         src = _source(doc["input"], config)
         key = folder + (src.key.rsplit("/", 1)[-1] or "input")
         job.status, job.input = "QUEUED", f"s3://{bucket}/{key}"
-        JobStore(config.jobs_table).create(job)
-        s3.copy(src, bucket, key)
+        # The record comes first, so s3_ingest finds the job (and its backend) when the copy
+        # lands; a failed copy must not leave it QUEUED forever.
+        store = JobStore(config.jobs_table)
+        store.create(job)
+        try:
+            s3.copy(src, bucket, key)
+        except BaseException as exc:
+            store.transition(
+                job_id, "FAILED", allowed_from=("QUEUED",), fields={"error": f"copy failed: {exc}"}
+            )
+            raise
     else:
         upload = doc["upload"]
         filename = upload.get("filename") if isinstance(upload, dict) else None
