@@ -91,7 +91,21 @@ class ModelStore(ABC):
         return version
 
 
-def _verify(files: ModelFiles, actual_sha: str) -> None:
+def read_manifest_file(path: Path) -> dict[str, Any] | None:
+    """A model.json as a raw object; None when there is none; ManifestError when unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: expected a JSON object")
+    return raw
+
+
+def verify(files: ModelFiles, actual_sha: str) -> None:
+    """Refuse a model.onnx whose sha256 is not the one its manifest pins."""
     pinned = files.manifest.sha256
     if pinned is not None and pinned != actual_sha:
         raise ModelIntegrityError(
@@ -124,16 +138,9 @@ class LocalModelStore(ModelStore):
         ]
 
     def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
-        path = self.root / check_name("model name", name) / check_name("version", version) / "model.json"
-        if not path.is_file():
-            return None
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{path}: expected a JSON object")
-        return raw
+        return read_manifest_file(
+            self.root / check_name("model name", name) / check_name("version", version) / "model.json"
+        )
 
     def fetch(self, name: str, version: str) -> ModelFiles:
         folder = self.root / check_name("model name", name) / check_name("version", version)
@@ -146,7 +153,7 @@ class LocalModelStore(ModelStore):
         manifest = Manifest.load(manifest_path) if manifest_path.is_file() else Manifest.empty()
         files = ModelFiles(name, version, onnx_path, manifest)
         if manifest.sha256 is not None:
-            _verify(files, sha256_file(onnx_path))
+            verify(files, sha256_file(onnx_path))
         return files
 
 
@@ -211,7 +218,7 @@ class S3ModelStore(ModelStore):
                 raise ModelNotFoundError(_manifest_only(name, version)) from exc
             raise ModelNotFoundError(f"model {name!r} version {version!r} not found") from exc
         try:
-            _verify(files, actual)
+            verify(files, actual)
         except ModelIntegrityError:
             onnx_path.unlink(missing_ok=True)
             raise

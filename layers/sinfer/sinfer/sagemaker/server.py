@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from sinfer.errors import (
-    ManifestError,
-    ModelIntegrityError,
     ModelNotFoundError,
     ModelNotReadyError,
     SinferError,
@@ -42,7 +40,15 @@ from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry, SessionFactory
 from sinfer.model.manifest import Manifest
 from sinfer.model.session import create_session
-from sinfer.model.store import LocalModelStore, ModelFiles, ModelStore, check_name, sha256_file
+from sinfer.model.store import (
+    LocalModelStore,
+    ModelFiles,
+    ModelStore,
+    check_name,
+    read_manifest_file,
+    sha256_file,
+    verify,
+)
 from sinfer.sagemaker.codec import request_format, response_format, transform
 
 MODEL_ENV: Final = "SINFER_MODEL"
@@ -104,16 +110,7 @@ class ModelDirStore(ModelStore):
 
     def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
         self._check(name, version)
-        path = self.folder / "model.json"
-        if not path.is_file():
-            return None
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{path}: expected a JSON object")
-        return raw
+        return read_manifest_file(self.folder / "model.json")
 
     def fetch(self, name: str, version: str) -> ModelFiles:
         self._check(name, version)
@@ -121,12 +118,7 @@ class ModelDirStore(ModelStore):
         manifest = Manifest.load(manifest_path) if manifest_path.is_file() else Manifest.empty()
         files = ModelFiles(name, version, self.folder / "model.onnx", manifest)
         if manifest.sha256 is not None:
-            actual = sha256_file(files.onnx_path)
-            if actual != manifest.sha256:
-                raise ModelIntegrityError(
-                    f"{files.onnx_path} has sha256 {actual}, but model.json pins {manifest.sha256}; "
-                    f"refusing to load"
-                )
+            verify(files, sha256_file(files.onnx_path))
         return files
 
 
