@@ -19,13 +19,14 @@ randomness, so regenerating gives identical files.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from events._generate import run
+from events._generate import stale as stale  # the tests check the committed files with it
 from sinfer.batch.backends import bedrock_event, sagemaker_event
 from sinfer.jobs.types import object_job_id
 from sinfer.local.template import Template
@@ -121,28 +122,8 @@ def build() -> dict[Path, bytes]:
     }
 
 
-def stale(files: dict[Path, bytes]) -> list[Path]:
-    return [path for path, data in files.items() if not path.is_file() or path.read_bytes() != data]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
-    args = parser.parse_args(argv)
-    files = build()
-    changed = stale(files)
-    top = ROOT.parent.parent
-    if args.check:
-        for path in changed:
-            print(f"stale: {path.relative_to(top)}", file=sys.stderr)
-        return 1 if changed else 0
-    for path in changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(files[path])
-    print(f"{len(files)} files under {ROOT.relative_to(top)}, {len(changed)} rewritten")
-    return 0
+    return run(__doc__, ROOT, build, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the per-request fields (request id, times) are fixed, so regenerating gives iden
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
@@ -25,6 +24,8 @@ import numpy as np
 import tritonclient.http as triton
 from PIL import Image
 
+from events._generate import run
+from events._generate import stale as stale  # the tests check the committed files with it
 from models.build_models import train_breast_cancer, train_digits
 from sinfer.local.apigw import PayloadVersion, api_event
 
@@ -197,9 +198,9 @@ def render(sample: Sample, version: PayloadVersion) -> dict[str, Any]:
     return event
 
 
-def build() -> dict[Path, str]:
-    """Every file under events/api/, by path, with its exact text."""
-    files: dict[Path, str] = {}
+def build() -> dict[Path, bytes]:
+    """Every file under events/api/, by path, with its exact bytes."""
+    files: dict[Path, bytes] = {}
     expected: dict[str, int] = {}
     for sample in samples():
         expected[sample.name] = sample.status
@@ -209,33 +210,12 @@ def build() -> dict[Path, str]:
     return files
 
 
-def _dump(doc: Any) -> str:
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def stale(files: dict[Path, str]) -> list[Path]:
-    return [
-        path for path, text in files.items() if not path.is_file() or path.read_text(encoding="utf-8") != text
-    ]
+def _dump(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed events differ")
-    args = parser.parse_args(argv)
-    files = build()
-    changed = stale(files)
-    if args.check:
-        for path in changed:
-            print(f"stale: {path.relative_to(ROOT.parent.parent)}", file=sys.stderr)
-        return 1 if changed else 0
-    for path in changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(files[path], encoding="utf-8")
-    print(f"{len(files)} files under {ROOT.relative_to(ROOT.parent.parent)}, {len(changed)} rewritten")
-    return 0
+    return run(__doc__, ROOT, build, argv)
 
 
 if __name__ == "__main__":
