@@ -16,25 +16,24 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pytest
 
 from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry
+from sinfer.local.stack import free_port
 from sinfer.model.store import open_store
 from tests.conftest import MODELS, ROOT
+from tests.integration.processes import ServerProcess as Container
+from tests.integration.processes import spawn
 
 integration = pytest.mark.integration
 
@@ -50,47 +49,10 @@ for _name in ("SINFER_MODEL", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MAX_PAYLOAD_I
     ENV.pop(_name, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Container:
-    process: subprocess.Popen[bytes]
-    port: int
-    stdout: BinaryIO
-    stderr: BinaryIO
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def logs(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode("utf-8", "replace")[-3000:]
-
-    def stop(self) -> int:
-        """SIGTERM, as ``docker stop`` does; kill only if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 def _launch(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Container:
-    port = _free_port()
-    stdout = (tmp_path / f"sagemaker-{port}.out").open("w+b")
-    stderr = (tmp_path / f"sagemaker-{port}.err").open("w+b")
-    command = [sys.executable, "-m", "sinfer.cli.main", "serve", "--sagemaker", "--port", str(port), *args]
-    process = subprocess.Popen(command, cwd=ROOT, env=env or ENV, stdout=stdout, stderr=stderr)
-    return Container(process, port, stdout, stderr)
+    return spawn(
+        tmp_path, "sagemaker", lambda port: ["serve", "--sagemaker", "--port", str(port), *args], env or ENV
+    )
 
 
 def _start(tmp_path: Path, *args: str) -> Container:
@@ -374,7 +336,7 @@ def test_a_taken_port_and_a_missing_model_are_one_line_each(
         (["--model-dir", "models"], "choose one with --model or SINFER_MODEL"),
     ):
         command = [sys.executable, "-m", "sinfer.cli.main", "serve", "--sagemaker", "--port"]
-        port = folder_container.port if expected == "is already in use" else _free_port()
+        port = folder_container.port if expected == "is already in use" else free_port()
         done = subprocess.run(
             [*command, str(port), *args], cwd=ROOT, env=ENV, capture_output=True, timeout=60, check=False
         )

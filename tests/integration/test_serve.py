@@ -12,17 +12,14 @@ import base64
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -31,6 +28,8 @@ import tritonclient.http as triton
 
 from models.build_models import train_breast_cancer, train_digits
 from tests.conftest import EVENTS, MODELS, ROOT
+from tests.integration.processes import ServerProcess as Server
+from tests.integration.processes import spawn
 
 pytestmark = pytest.mark.integration
 
@@ -44,56 +43,11 @@ ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    stdout: BinaryIO
-    stderr: BinaryIO
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def logs(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode("utf-8", "replace")[-3000:]
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; kill only if it does not stop in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 def _start(tmp_path: Path, *extra: str) -> Server:
-    port = _free_port()
-    stdout = (tmp_path / f"serve-{port}.out").open("w+b")
-    stderr = (tmp_path / f"serve-{port}.err").open("w+b")
-    command = [
-        sys.executable,
-        "-m",
-        "sinfer.cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--model-store",
-        "models",
-    ]
-    process = subprocess.Popen([*command, *extra], cwd=ROOT, env=ENV, stdout=stdout, stderr=stderr)
-    server = Server(process, port, stdout, stderr)
+    server = spawn(
+        tmp_path, "serve", lambda port: ["serve", "--port", str(port), "--model-store", "models", *extra], ENV
+    )
+    process = server.process
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
