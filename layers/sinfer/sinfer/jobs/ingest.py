@@ -141,7 +141,9 @@ def process_object(
         return IngestResult("duplicate", job_id, reason=f"job is {claim.job.status}")
     if claim.outcome == "busy":
         raise TransientError(f"job {job_id} is being processed by another invocation")
-    return _run(ref, job, owner, size, head, remaining_ms, registry or default_registry(), config, jobs)
+    return _run(
+        ref, layout, job, owner, size, head, remaining_ms, registry or default_registry(), config, jobs
+    )
 
 
 def _transient_or(exc: BaseException) -> BaseException:
@@ -150,6 +152,7 @@ def _transient_or(exc: BaseException) -> BaseException:
 
 def _run(
     ref: ObjectRef,
+    layout: ObjectLayout,
     job: Job,
     owner: str,
     size: int,
@@ -170,7 +173,7 @@ def _run(
             return _route(job, owner, "bedrock", "a foundation model: Bedrock batch inference", jobs)
         model = registry.get(job.model, version)
     except SinferError as exc:
-        return _fail(job, owner, exc, config, jobs, started, started_at, ref)
+        return _fail(job, owner, exc, config, jobs, started, started_at, ref, layout)
     job.model_version = model.version
     route = routing.decide(
         model.name,
@@ -182,8 +185,6 @@ def _run(
     )
     if route.backend != "lambda":
         return _route(job, owner, route.backend, route.reason, jobs)
-    layout = ObjectLayout.of(ref.key, config)
-    assert layout is not None
     writer = S3JsonlWriter(ref.bucket, layout.output_key)
     counts = {"records": 0, "predictions": 0, "errors": 0}
     inference_started = time.perf_counter()
@@ -218,7 +219,7 @@ def _run(
                       reason, jobs)  # fmt: skip
     except SinferError as exc:  # the file as a whole is unreadable
         writer.abort()
-        return _fail(job, owner, exc, config, jobs, started, started_at, ref, counts)
+        return _fail(job, owner, exc, config, jobs, started, started_at, ref, layout, counts)
     except BaseException as exc:
         writer.abort()
         jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
@@ -300,6 +301,7 @@ def _fail(
     started: float,
     started_at: str,
     ref: ObjectRef,
+    layout: ObjectLayout,
     counts: dict[str, int] | None = None,
 ) -> IngestResult:
     counts = counts or {"records": 0, "predictions": 0, "errors": 0}
@@ -307,11 +309,7 @@ def _fail(
     summary = _summary(
         job, "FAILED", counts, started_at, time.perf_counter() - started, config, error=message
     )
-    layout = ObjectLayout.of(ref.key, config)
-    if layout is not None:
-        s3.put_bytes(
-            ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json"
-        )
+    s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
     if jobs.transition(
         job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     ):
