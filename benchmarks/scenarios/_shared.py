@@ -168,18 +168,12 @@ class CountingSink:
 
 def run_pipeline(model: Any, stream: Any, name: str, writer: Any) -> dict[str, int]:
     """read_records → predict_records → result lines, as :func:`sinfer.jobs.ingest._run` does."""
-    from sinfer.inference.batch import predict_records
-    from sinfer.records import error_line, prediction_line, read_records
+    from sinfer.inference.batch import predict_records, write_outcome
+    from sinfer.records import read_records
 
     counts = {"records": 0, "predictions": 0, "errors": 0}
     for outcome in predict_records(model, read_records(stream, name)):
-        counts["records"] += 1
-        if outcome.error is None:
-            counts["predictions"] += 1
-            writer.write(prediction_line(outcome.record.id, outcome.prediction))
-        else:
-            counts["errors"] += 1
-            writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
+        write_outcome(writer, outcome, counts)
     writer.close()
     return counts
 

@@ -42,7 +42,6 @@ from sinfer.cli.models import add_store_option, load_model, open_model_store, pa
 from sinfer.cli.progress import Progress, enabled, fail
 
 if TYPE_CHECKING:
-    from sinfer.inference.batch import Outcome
     from sinfer.inference.model import LoadedModel
     from sinfer.records import ResultWriter
 
@@ -245,24 +244,11 @@ class _CountingReader:
         return data
 
 
-def write_outcome(writer: ResultWriter, outcome: Outcome, counts: dict[str, int]) -> None:
-    """One outcome as its output line, counted."""
-    from sinfer.records import error_line, prediction_line
-
-    counts["records"] += 1
-    if outcome.error is None:
-        counts["predictions"] += 1
-        writer.write(prediction_line(outcome.record.id, outcome.prediction))
-    else:
-        counts["errors"] += 1
-        writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
-
-
 def predict_file(
     model: LoadedModel, task: Task, batch_size: int | None, bar: Progress, done_before: int
 ) -> Result:
     from sinfer.errors import SinferError
-    from sinfer.inference.batch import predict_records
+    from sinfer.inference.batch import predict_records, write_outcome
     from sinfer.records import FileJsonlWriter, read_records
 
     result = Result(task, {"records": 0, "predictions": 0, "errors": 0}, _now(), 0.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sinfer.codecs.instances import Sample
 from sinfer.errors import SinferError
@@ -28,6 +28,26 @@ class Outcome:
     record: Record
     prediction: Any = None
     error: RecordError | None = None
+
+
+class LineWriter(Protocol):
+    def write(self, line: bytes) -> None: ...
+
+
+def write_outcome(writer: LineWriter, outcome: Outcome, counts: dict[str, int]) -> None:
+    """One outcome as its output line (prediction or error), counted into records/predictions/errors.
+
+    The one place a result line is written, for s3_ingest, ``sinfer predict`` and the benchmarks.
+    """
+    from sinfer.records import error_line, prediction_line
+
+    counts["records"] += 1
+    if outcome.error is None:
+        counts["predictions"] += 1
+        writer.write(prediction_line(outcome.record.id, outcome.prediction))
+    else:
+        counts["errors"] += 1
+        writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
 
 
 def record_instance(model: LoadedModel, value: Any) -> Any:

@@ -25,14 +25,14 @@ from sinfer.aws import s3
 from sinfer.aws.sns import publish_job
 from sinfer.config import Settings, settings
 from sinfer.errors import InputTooLargeError, SinferError, TransientError
-from sinfer.inference.batch import predict_records
+from sinfer.inference.batch import predict_records, write_outcome
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.store import JobStore, now_iso
 from sinfer.jobs.types import TERMINAL, Job, object_job_id
 from sinfer.observability import logger
-from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records
+from sinfer.records import S3JsonlWriter, read_records
 
 IngestStatus = Literal["completed", "failed", "routed", "duplicate", "ignored"]
 
@@ -198,13 +198,7 @@ def _run(
             stream, ref.key, head.get("ContentType"), max_decompressed_bytes=config.max_inline_bytes
         )
         for outcome in predict_records(model, records):
-            counts["records"] += 1
-            if outcome.error is None:
-                counts["predictions"] += 1
-                writer.write(prediction_line(outcome.record.id, outcome.prediction))
-            else:
-                counts["errors"] += 1
-                writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
+            write_outcome(writer, outcome, counts)
             if counts["records"] % TIME_CHECK_EVERY == 0 and remaining_ms() < config.time_safety_ms:
                 raise RanOutOfTimeError
         writer.close()
