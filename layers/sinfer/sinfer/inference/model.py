@@ -114,23 +114,47 @@ class LoadedModel:
         on the batch. Anything else (objects, images, ragged or invalid values) returns None
         and takes the per-instance path, which also produces the error naming the instance.
         """
-        if len(self.inputs) != 1 or self.loops or not instances:
-            return None
-        spec = self.inputs[0]
-        if spec.dtype is None or spec.dtype.kind not in "biuf":
+        if not self.takes_arrays or not instances:
             return None
         if not all(type(instance) is list for instance in instances):
             return None
         try:
-            array = coerce(spec, instances)
-            if array.ndim == 0 or array.shape[0] != len(instances):
-                return None
-            one = check_sample_shape(spec, array[0])
+            return self._validate_batch(instances, len(instances))
         except InvalidInputError:
             return None
+
+    @property
+    def takes_arrays(self) -> bool:
+        """One numeric input with a batch axis: whole batches can be validated and run at once."""
+        if len(self.inputs) != 1 or self.loops:
+            return False
+        dtype = self.inputs[0].dtype
+        return dtype is not None and dtype.kind in "biuf"
+
+    def _validate_batch(self, values: Any, count: int) -> np.ndarray[Any, Any]:
+        spec = self.inputs[0]
+        array = coerce(spec, values)
+        if array.ndim == 0 or array.shape[0] != count:
+            raise InvalidInputError(f"input {spec.name!r}: expected {count} instances along axis 0")
+        if count == 0:
+            return array
+        one = check_sample_shape(spec, array[0])
         if one.shape != array.shape[1:]:  # flat values for a fixed-shape input, as per instance
-            array = array.reshape((len(instances), *one.shape))
+            array = array.reshape((count, *one.shape))
         return array
+
+    def predict_array(self, array: np.ndarray[Any, Any]) -> list[Any]:
+        """Predictions for a numeric block (axis 0 = instances) of a :attr:`takes_arrays` model.
+
+        The record pipeline's block path: the block is validated as a whole, as ``predict``
+        validates a request's instances, and any :class:`InvalidInputError` means the block as
+        a whole does not fit, so the caller falls back to records one by one (which name the
+        culprit). Results equal ``predict(array.tolist())``.
+        """
+        if not self.takes_arrays:
+            raise InvalidInputError(f"model {self.name!r} does not take whole numeric blocks")
+        batch = self._validate_batch(array, len(array))
+        return self._predict_batch(batch, len(batch))
 
     def _predict_batch(self, batch: np.ndarray[Any, Any], count: int) -> list[Any]:
         results: list[Any] = []
