@@ -666,3 +666,25 @@ def test_each_sample_state_change_reads_as_its_service_and_status(
         assert change.message
     if service == "sagemaker":  # SageMaker's times are epoch milliseconds
         assert event["detail"]["CreationTime"] > 10**12
+
+
+def test_a_routed_version_overwritten_before_submission_yields_to_the_newer_one(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN a routed file whose key was uploaded again before batch_submit ran
+    configure(BATCH_BACKEND="local")
+    old = routed_job(aws, KEY, reviews(5), MODEL)
+    newer = routed_job(aws, KEY, reviews(7), MODEL)
+
+    # WHEN both are submitted, the older one last (events may arrive in any order)
+    handle_submit({"job_id": newer})
+    result = handle_submit({"job_id": old})
+
+    # THEN the older version fails as superseded, naming the version that replaced it, and the
+    # output holds the newer version's records only
+    assert result["status"] == "FAILED"
+    failed = aws.job(old) or {}
+    assert failed["status"] == "FAILED"
+    assert failed["error"].startswith("superseded: version ")
+    assert (aws.job(newer) or {})["status"] == "COMPLETED"
+    assert len(aws.lines(OUTPUT)) == 7

@@ -185,9 +185,14 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     work = f"{ctx.config.batch_prefix}{job.job_id}/"
     try:
         head = s3.head(source.bucket, source.key)
+        superseded = _superseded(job, head)
+        if superseded:
+            _fail_parent(job, f"superseded: {superseded}", ctx)
+            return {"job_id": job_id, "status": "FAILED", "error": superseded}
         # A decompression bomb must fail the file, not outlast batch_submit on every sweep.
         records = read_records(
-            s3.open_stream(source.bucket, source.key),
+            # Pinned to the version just checked: an overwrite while this reads cannot mix in.
+            s3.open_stream(source.bucket, source.key, str(head.get("VersionId") or "") or None),
             source.key,
             head.get("ContentType"),
             max_decompressed_bytes=ctx.config.batch_max_decompressed_bytes,
@@ -230,6 +235,22 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     _drain(ctx)
     maybe_merge(job.job_id, ctx)
     return {"job_id": job_id, "status": "SUBMITTED", "shards": len(plan.shards), "records": plan.records}
+
+
+def _superseded(job: Job, head: dict[str, Any]) -> str:
+    """Why this job's object version is no longer the key's latest, or "" if it still is.
+
+    Every version of a key writes the same output key, so only the latest may run: as in
+    s3_ingest, an older version yields to the newer one, whose own event brings its own job
+    (with versioning, as the template configures; without it the ETag tells an overwrite).
+    """
+    wanted = job.input_version
+    version = str(head.get("VersionId") or "")
+    etag = str(head.get("ETag") or "").strip('"')
+    if not wanted or wanted in (version, etag):
+        return ""
+    latest = version if version and version != "null" else etag  # "null": written before versioning
+    return f"version {wanted} of {job.input} is superseded by {latest}, whose own job writes the results"
 
 
 def _missing_configuration(target: Target, ctx: Context) -> str:
