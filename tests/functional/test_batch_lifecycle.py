@@ -688,3 +688,46 @@ def test_a_routed_version_overwritten_before_submission_yields_to_the_newer_one(
     assert failed["error"].startswith("superseded: version ")
     assert (aws.job(newer) or {})["status"] == "COMPLETED"
     assert len(aws.lines(OUTPUT)) == 7
+
+
+def test_a_file_being_submitted_is_left_alone_by_a_second_submitter(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN a routed file that one batch_submit invocation is sharding right now (its lease is live)
+    configure(BATCH_BACKEND="local")
+    job_id = routed_job(aws, KEY, reviews(5), MODEL)
+    assert JobStore(aws.table).lease(job_id, "ROUTED", 900, "submit_attempts") == 1
+
+    # WHEN the sweeper (or a duplicate event) submits it too
+    second = handle_submit({"job_id": job_id})
+    found = handle_collect(load_event("batch/sweep.json"))
+
+    # THEN neither shards it again: it stays with the first submitter
+    assert second["note"] == "being submitted by another invocation"
+    assert found["submitted"] == 1
+    job = aws.job(job_id) or {}
+    assert job["status"] == "ROUTED"
+    assert JobStore(aws.table).children(job_id) == []
+
+
+def test_a_file_no_submission_can_finish_fails_after_the_last_attempt(
+    aws: AwsStack, configure: Configure
+) -> None:
+    # GIVEN a routed file whose submissions all died midway (each lease taken, then run out)
+    configure(BATCH_BACKEND="local")
+    job_id = routed_job(aws, KEY, reviews(5), MODEL)
+    jobs = JobStore(aws.table)
+    for attempt in range(1, orchestrator.MAX_SUBMIT_ATTEMPTS + 1):
+        assert jobs.lease(job_id, "ROUTED", -1, "submit_attempts") == attempt
+
+    # WHEN the sweeper re-drives it once more
+    handle_collect(load_event("batch/sweep.json"))
+
+    # THEN it fails, saying why and what to do, and the owner is told once
+    job = aws.job(job_id) or {}
+    assert job["status"] == "FAILED"
+    assert job["error"].startswith(
+        f"submit_failed: gave up after {orchestrator.MAX_SUBMIT_ATTEMPTS} attempts"
+    )
+    assert "smaller files" in job["error"]
+    assert [n["status"] for n in aws.notifications()] == ["FAILED"]

@@ -59,6 +59,10 @@ from sinfer.records.types import Record
 TERMINAL_SHARD = frozenset({"COMPLETED", "FAILED"})
 # Untouched for longer than a Lambda may run: whoever was submitting, running or collecting it died.
 STUCK_SECONDS = 900
+# batch_submit's timeout: a submission holds its ROUTED file this long, so sweeps that run
+# meanwhile leave it alone; a file no attempt can shard within it fails after a few.
+SUBMIT_LEASE_SECONDS = 900
+MAX_SUBMIT_ATTEMPTS = 3
 
 
 @dataclass(slots=True)
@@ -172,6 +176,17 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
         return {"job_id": job_id, "status": "unknown job"}
     if job.status != "ROUTED":
         return {"job_id": job_id, "status": job.status, "note": "already submitted"}
+    attempt = ctx.jobs.lease(job_id, "ROUTED", SUBMIT_LEASE_SECONDS, "submit_attempts")
+    if attempt is None:
+        return {"job_id": job_id, "status": "ROUTED", "note": "being submitted by another invocation"}
+    if attempt > MAX_SUBMIT_ATTEMPTS:
+        message = (
+            f"gave up after {MAX_SUBMIT_ATTEMPTS} attempts to prepare the file's batch shards; none "
+            f"finished within {SUBMIT_LEASE_SECONDS} s (batch_submit's timeout): "
+            "split the input into smaller files"
+        )
+        _fail_parent(job, f"submit_failed: {message}", ctx)
+        return {"job_id": job_id, "status": "FAILED", "error": message}
     try:
         target = target_for(job, ctx)
     except SinferError as exc:

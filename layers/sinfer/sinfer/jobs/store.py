@@ -138,6 +138,36 @@ class JobStore:
             return Claim("duplicate", current)
         return Claim("claimed", Job.from_item(_deserialize(result["Attributes"])))
 
+    def lease(self, job_id: str, status: JobStatus, seconds: int, counter: str) -> int | None:
+        """Hold a job that stays in ``status`` for ``seconds``, counting the attempt in ``counter``.
+
+        For work that does not change a job's status until it is done (batch_submit shards a
+        ROUTED file for up to 15 minutes): a second submitter (an event and the sweeper, or
+        two sweeps) finds the lease live and leaves the file alone, and the count lets the
+        caller give up on a file that no attempt finishes. Returns the attempt's number, or
+        None when the job is not in ``status`` or another holder's lease is live.
+        """
+        now = int(time.time())
+        try:
+            result = self.ddb.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET lease_until = :until, updated_at = :stamp ADD #c :one",
+                ConditionExpression=(
+                    "#s = :status AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#c": counter},
+                ExpressionAttributeValues=_serialize(
+                    {":until": now + seconds, ":stamp": now_iso(), ":one": 1, ":status": status, ":now": now}
+                ),
+                ReturnValues="UPDATED_NEW",
+            )
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return int(_deserialize(result["Attributes"])[counter])
+
     def transition(
         self,
         job_id: str,
