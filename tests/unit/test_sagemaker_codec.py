@@ -498,3 +498,31 @@ def test_the_only_model_of_a_store_is_served_by_default(
     monkeypatch.delenv(MODEL_ENV, raising=False)
     shutil.copytree(MODELS / "digits" / "1", tmp_path / "digits" / "1")
     assert locate_model(tmp_path).name == "digits"
+
+
+def test_an_in_process_server_logs_failed_requests_only(capfd: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the container app served from a thread, as the local batch backend runs it
+    import urllib.error
+    import urllib.request
+
+    from sinfer.sagemaker.server import start_in_thread
+
+    model = ModelRegistry(open_store(str(MODELS))).get("digits")
+    url = start_in_thread(model)
+
+    # WHEN it answers one good request and one it refuses
+    good = urllib.request.Request(
+        f"{url}/invocations",
+        data=b"[" + b"1," * 63 + b"1]\n",
+        headers={"Content-Type": "application/jsonlines"},
+    )
+    with urllib.request.urlopen(good, timeout=10) as response:
+        assert response.status == 200
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/nowhere", data=b"x"), timeout=10)
+    assert refused.value.code == 404
+
+    # THEN only the refusal is in the log (a line per good record would bury make demo's output)
+    logged = capfd.readouterr().err
+    assert "/nowhere" in logged
+    assert "/invocations" not in logged

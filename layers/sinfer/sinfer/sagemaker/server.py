@@ -200,6 +200,9 @@ class SageMakerServer(ThreadingHTTPServer):
         self.payload_limit = max_payload_bytes() if payload_limit is None else payload_limit
         self.model: LoadedModel | None = None
         self.load_error: str | None = None
+        # The container logs every request, as SageMaker's own containers do; an in-process
+        # emulator (the local batch backend) logs only failures, or `make demo` drowns in them.
+        self.log_successes = True
 
     @property
     def url(self) -> str:
@@ -245,7 +248,12 @@ class SageMakerServer(ThreadingHTTPServer):
 
 
 def start_in_thread(
-    model: LoadedModel, host: str = "127.0.0.1", port: int = 0, *, payload_limit: int | None = None
+    model: LoadedModel,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    payload_limit: int | None = None,
+    log_successes: bool = False,
 ) -> str:
     """Serve an already loaded model from daemon threads for the rest of the process; its base URL.
 
@@ -254,6 +262,7 @@ def start_in_thread(
     """
     server = SageMakerServer((host, port), payload_limit=payload_limit)
     server.model = model
+    server.log_successes = log_successes
     threading.Thread(target=server.serve_forever, name="sinfer-sagemaker", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     return f"http://{bound_host!s}:{bound_port}"
@@ -380,6 +389,8 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if self.path == "/ping" and code == 200:
             return  # SageMaker pings every few seconds; a line each would bury the rest
+        if not getattr(self.server, "log_successes", True) and isinstance(code, int) and code < 400:
+            return
         super().log_request(code, size)
 
     def log_message(self, format: str, *args: Any) -> None:
