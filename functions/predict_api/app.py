@@ -1,16 +1,32 @@
-"""predict_api: API Gateway (REST v1 or HTTP API v2 events) → sinfer's prediction API."""
+"""predict_api: API Gateway (REST v1 or HTTP API v2 events) → sinfer's prediction API.
 
+Successful predictions take sinfer.api.fast (no Powertools); everything else — other routes,
+errors — takes the Powertools-wired resolver, imported on first need so a cold start that
+serves a prediction never loads Powertools, the X-Ray SDK or botocore.
+"""
+
+import functools
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from sinfer.api.app import resolve
-from sinfer.observability import logger, metrics, tracer
+from sinfer.api.fast import handle
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response = handle(event)
+    return response if response is not None else _powertools_handler()(event, context)
+
+
+@functools.cache
+def _powertools_handler() -> Any:
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from sinfer.api.app import resolve
+    from sinfer.observability import logger, metrics, tracer
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return resolve(event, context)
+
+    return handler

@@ -230,14 +230,14 @@ def test_404_unknown_route(call_api: CallApi) -> None:
 
 
 def test_413_over_sync_payload_limit(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sinfer.api.routes.MAX_SYNC_PAYLOAD_BYTES", 1000)
+    monkeypatch.setattr("sinfer.api.payload.MAX_SYNC_PAYLOAD_BYTES", 1000)
     response = call_api("POST", "/v1/models/digits:predict", {"instances": [[0.0] * 64] * 20})
     assert response.status == 413
     assert "/jobs" in _json(response)["error"]
 
 
 def test_413_too_many_instances(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sinfer.api.routes.MAX_SYNC_INSTANCES", 3)
+    monkeypatch.setattr("sinfer.api.payload.MAX_SYNC_INSTANCES", 3)
     response = call_api("POST", "/v1/models/digits:predict", {"instances": [[0.0] * 64] * 4})
     assert response.status == 413
 

@@ -1,23 +1,136 @@
-"""Logger, Tracer and Metrics, created once per process and imported everywhere.
+"""Logger, Tracer and Metrics, created once per process on first use, and a tiny EMF writer.
 
 Powertools objects read their settings (service name, namespace, log level) from the
 environment that template.yaml's Globals set, so nothing here is configuration.
+
+They are built lazily (module ``__getattr__``): ``from sinfer.observability import logger``
+builds the Logger, but importing this module builds nothing, and the Tracer — which imports the
+X-Ray SDK and botocore, ~230 ms, even with tracing disabled — is only built for code that uses
+it. predict_api's fast path (:mod:`sinfer.api.fast`) imports no Powertools at all: it writes
+its one metric with :func:`emit_metric`, the same CloudWatch EMF document ``Metrics.log_metrics``
+would flush (tests compare the two).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import sys
+import threading
+import time
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+
+    logger: Logger
+    tracer: Tracer
+    metrics: Metrics
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "sinfer")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "sinfer")
 
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "sinfer"), service=SERVICE)
-
-__all__ = ["logger", "metrics", "tracer"]
+__all__ = ["NAMESPACE", "SERVICE", "emit_metric", "logger", "metrics", "tracer"]
 
 # Routes such as health checks publish no metric; Powertools warns on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+def _logger() -> Any:
+    from aws_lambda_powertools import Logger
+
+    return Logger(service=SERVICE)
+
+
+def _tracer() -> Any:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
+
+
+def _metrics() -> Any:
+    from aws_lambda_powertools import Metrics
+
+    return Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+_FACTORIES: dict[str, Callable[[], Any]] = {"logger": _logger, "tracer": _tracer, "metrics": _metrics}
+_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """Build ``logger``, ``tracer`` or ``metrics`` on first access, then keep it as a global."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:
+        if name not in globals():
+            globals()[name] = factory()
+    return globals()[name]
+
+
+# --- CloudWatch embedded metric format, without Powertools ---------------------------------
+
+_TRUE = ("1", "y", "yes", "t", "true", "on")
+
+
+@functools.cache
+def metrics_disabled() -> bool:
+    """Powertools' rule (``is_metrics_disabled``): POWERTOOLS_METRICS_DISABLED, or dev mode unless
+    metrics are explicitly enabled.
+
+    Read once per process (``metrics_disabled.cache_clear()`` to re-read): Powertools reads the
+    environment on every flush, but two ``os.environ`` misses cost ~2.5 us a request.
+    """
+    disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    if disabled is not None:
+        return disabled.strip().lower() in _TRUE
+    return os.environ.get("POWERTOOLS_DEV", "false").strip().lower() in _TRUE
+
+
+_templates: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _template(name: str, unit: str) -> tuple[str, str]:
+    """The text before the timestamp and between it and the value, built once per metric."""
+    found = _templates.get((name, unit))
+    if found is None:
+        dimensions = {"service": SERVICE} if SERVICE else {}
+        aws = json.dumps(
+            {
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [list(dimensions)],
+                        "Metrics": [{"Name": name, "Unit": unit}],
+                    }
+                ]
+            },
+            separators=(",", ":"),
+        )[1:-1]
+        dims = json.dumps(dimensions, separators=(",", ":"))[1:-1]
+        found = ('{"_aws":{"Timestamp":', f",{aws}}},{dims + ',' if dims else ''}{json.dumps(name)}:[")
+        _templates[(name, unit)] = found
+    return found
+
+
+def emf_line(name: str, unit: str, value: float, timestamp_ms: int | None = None) -> str:
+    """One EMF document holding one metric with the ``service`` dimension: what
+    ``Metrics.log_metrics`` prints after one ``add_metric`` (same keys, order and separators)."""
+    head, middle = _template(name, unit)
+    if timestamp_ms is None:
+        timestamp_ms = int(time.time() * 1000)
+    return f"{head}{timestamp_ms}{middle}{float(value)!r}]}}"
+
+
+def emit_metric(name: str, unit: str, value: float) -> None:
+    """Write one metric to stdout as CloudWatch EMF (Lambda ships stdout to CloudWatch Logs).
+
+    One ``write`` rather than ``print``: Lambda's runtime flushes stdout after every write, and
+    print writes the newline separately.
+    """
+    if not metrics_disabled():
+        sys.stdout.write(emf_line(name, unit, value) + "\n")

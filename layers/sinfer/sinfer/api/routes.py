@@ -7,10 +7,6 @@ Protocol v2 (KServe v2 / Triton, including the binary tensor data extension, so
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
-import zlib
 from importlib import resources
 from typing import Any
 
@@ -19,49 +15,37 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from sinfer import __version__
-from sinfer.errors import BadRequestError, ModelNotReadyError, PayloadTooLargeError, UnsupportedMediaTypeError
+from sinfer.api.payload import (
+    JSON,
+    MAX_SYNC_INSTANCES,
+    MAX_SYNC_PAYLOAD_BYTES,
+    MAX_SYNC_RESPONSE_BYTES,
+    OCTET,
+    check_instance_count,
+    check_response_size,
+    compact_json,
+    decode_body,
+    is_json,
+)
+from sinfer.errors import ModelNotReadyError, UnsupportedMediaTypeError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.observability import metrics
 from sinfer.protocols import jsonbody, kserve_v1, oip_v2
 
 router = Router()  # type: ignore[no-untyped-call]
 
-JSON = "application/json"
-OCTET = "application/octet-stream"
-# Lambda caps a synchronous invocation at 6 MB each way. Requests arrive base64-encoded inside
-# the event (the API declares every media type binary), so a body over ~4.4 MB cannot arrive.
-MAX_SYNC_PAYLOAD_BYTES = int(os.environ.get("MAX_SYNC_PAYLOAD_BYTES", str(4_400_000)))
-MAX_SYNC_RESPONSE_BYTES = int(os.environ.get("MAX_SYNC_RESPONSE_BYTES", str(6_000_000)))
-MAX_SYNC_INSTANCES = int(os.environ.get("MAX_SYNC_INSTANCES", "1000"))
-_TOO_LARGE_HINT = (
-    "submit large inputs asynchronously with POST /jobs or by uploading to s3://<bucket>/inputs/<model>/"
-)
+# Re-exported: the limits live in sinfer.api.payload, which the fast path shares.
+__all__ = ["MAX_SYNC_INSTANCES", "MAX_SYNC_PAYLOAD_BYTES", "MAX_SYNC_RESPONSE_BYTES", "router"]
 
 
 def registry() -> ModelRegistry:
     return default_registry()
 
 
-# json.dumps with any non-default option builds a new encoder on every call (~2 us); one is enough.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
-
-
 def json_response(doc: Any, status: int = 200) -> Response[str]:
-    body = _COMPACT_JSON.encode(doc)
-    _check_response_size(len(body))
+    body = compact_json(doc)
+    check_response_size(len(body))
     return Response(status_code=status, content_type=JSON, body=body)
-
-
-def _check_response_size(size: int) -> None:
-    if size > MAX_SYNC_RESPONSE_BYTES:
-        raise PayloadTooLargeError(
-            f"the response would be {size:,} bytes, over the synchronous limit of "
-            f"{MAX_SYNC_RESPONSE_BYTES:,} bytes; send fewer instances, or {_TOO_LARGE_HINT}"
-        )
-
-
-def _is_json(kind: str) -> bool:
-    return kind in kserve_v1.JSON_TYPES or kind.endswith("+json")
 
 
 def _list_models() -> list[str]:
@@ -84,71 +68,8 @@ def request_headers() -> Any:
 def request_body(headers: Any = None) -> bytes:
     """The raw request body: base64-decoded when API Gateway encoded it, size-checked, inflated."""
     event = router.current_event
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        import base64
-        import binascii
-
-        try:
-            body = base64.b64decode(raw, validate=False)
-        except (binascii.Error, ValueError):
-            raise BadRequestError("body is marked base64 but does not decode") from None
-    else:
-        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-    if len(body) > MAX_SYNC_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(
-            f"request body is {len(body):,} bytes, over the synchronous limit of "
-            f"{MAX_SYNC_PAYLOAD_BYTES:,} bytes; {_TOO_LARGE_HINT}"
-        )
     headers = event.headers if headers is None else headers
-    encoding = (headers.get("content-encoding") or "").strip().lower()
-    if encoding in ("gzip", "deflate"):
-        # API Gateway (with compression enabled) may inflate the body itself yet keep the header:
-        # only inflate what still looks compressed (gzip magic, or a zlib header).
-        if body[:2] == b"\x1f\x8b" or (encoding == "deflate" and body[:1] == b"\x78"):
-            body = _inflate(body, encoding)
-    elif encoding not in ("", "identity"):
-        raise UnsupportedMediaTypeError(
-            f"Content-Encoding {encoding!r} is not supported; use gzip or deflate"
-        )
-    return body
-
-
-def _inflate(body: bytes, encoding: str) -> bytes:
-    """Decompress with a hard cap, so a small bomb cannot exhaust memory.
-
-    A stream that stops before its end is refused rather than read as the prefix it holds (a
-    truncated upload would otherwise parse as a shorter document), and a gzip body of several
-    members (``cat a.gz b.gz``, valid gzip) is read whole, under the same cap.
-    """
-    out = b""
-    rest = body
-    while True:
-        decoder = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
-        try:
-            out += decoder.decompress(rest, MAX_SYNC_PAYLOAD_BYTES + 1 - len(out))
-        except (zlib.error, gzip.BadGzipFile) as exc:
-            raise BadRequestError(f"body is not valid {encoding} data: {exc}") from None
-        if len(out) > MAX_SYNC_PAYLOAD_BYTES or decoder.unconsumed_tail:
-            raise PayloadTooLargeError(
-                f"decompressed body exceeds the synchronous limit of {MAX_SYNC_PAYLOAD_BYTES:,} bytes; "
-                f"{_TOO_LARGE_HINT}"
-            )
-        if not decoder.eof:
-            raise BadRequestError(f"body is not valid {encoding} data: it ends before the stream does")
-        rest = decoder.unused_data
-        if not rest:
-            return out
-        if encoding != "gzip":
-            raise BadRequestError(f"body is not valid {encoding} data: bytes follow the end of the stream")
-
-
-def _count_instances(count: int) -> None:
-    if count > MAX_SYNC_INSTANCES:
-        raise PayloadTooLargeError(
-            f"{count:,} instances in one request; the synchronous limit is {MAX_SYNC_INSTANCES:,}; "
-            f"{_TOO_LARGE_HINT}"
-        )
+    return decode_body(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-encoding"))
 
 
 # --- Open Inference Protocol v2: health and metadata ------------------------------------
@@ -211,7 +132,7 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     headers = request_headers()
     body = request_body(headers)
     kind = kserve_v1.media_type(headers.get("content-type"))
-    if kind != OCTET and not _is_json(kind):
+    if kind != OCTET and not is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /infer; send application/json, or "
             "application/octet-stream with Inference-Header-Content-Length (binary tensor data)"
@@ -224,9 +145,9 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     )
     metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
     if json_length is None:
-        _check_response_size(len(payload))
+        check_response_size(len(payload))
         return Response(status_code=200, content_type=JSON, body=payload.decode("utf-8"))
-    _check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
+    check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
     return Response(
         status_code=200,
         content_type=OCTET,
@@ -264,7 +185,7 @@ def _predict(name: str, version: str | None) -> Response[str]:
     headers = request_headers()
     body = request_body(headers)
     instances = kserve_v1.decode_request(body, headers.get("content-type"))
-    _count_instances(len(instances))
+    check_instance_count(len(instances))
     predictions = model.predict(instances)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(predictions))
     return json_response(kserve_v1.encode_response(predictions, model.name, model.version))
@@ -289,7 +210,7 @@ def create_job() -> Response[str]:
 
     body = request_body()
     kind = kserve_v1.media_type(router.current_event.headers.get("content-type"))
-    if not _is_json(kind):
+    if not is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /jobs; send application/json"
         )

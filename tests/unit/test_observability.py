@@ -1,0 +1,70 @@
+"""sinfer.observability: lazy Powertools objects, and an EMF writer equal to Powertools' own flush."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from sinfer import observability
+from sinfer.observability import NAMESPACE, SERVICE, emf_line, emit_metric, metrics_disabled
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "value"),
+    [
+        ("Predictions", MetricUnit.Count, 1),
+        ("Predictions", MetricUnit.Count, 32),
+        ("InferRequests", "Count", 1),
+    ],
+)
+def test_emf_line_is_what_powertools_metrics_would_flush(
+    name: str, unit: MetricUnit | str, value: int
+) -> None:
+    # GIVEN Powertools' Metrics configured as sinfer's, holding the one metric a request adds
+    powertools = Metrics(namespace=NAMESPACE, service=SERVICE)
+    powertools.add_metric(name=name, unit=unit, value=value)
+    expected = powertools.serialize_metric_set()
+    powertools.clear_metrics()
+    # WHEN sinfer writes the same metric itself
+    unit_name = unit.value if isinstance(unit, MetricUnit) else unit
+    line = emf_line(name, unit_name, value, timestamp_ms=expected["_aws"]["Timestamp"])
+    # THEN the document is the same, down to the text Powertools prints (json.dumps, compact)
+    assert json.loads(line) == expected
+    assert line == json.dumps(expected, separators=(",", ":"))
+
+
+def test_emit_metric_writes_one_line_unless_metrics_are_disabled(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics_disabled.cache_clear()
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    emit_metric("Predictions", "Count", 2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["Predictions"] == [2.0]
+
+    for env, disabled in [({"POWERTOOLS_METRICS_DISABLED": "true"}, True), ({"POWERTOOLS_DEV": "1"}, True)]:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        metrics_disabled.cache_clear()
+        emit_metric("Predictions", "Count", 2)
+        assert (capsys.readouterr().out == "") is disabled
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # explicit, even in dev mode
+    metrics_disabled.cache_clear()
+    emit_metric("Predictions", "Count", 2)
+    assert capsys.readouterr().out
+    metrics_disabled.cache_clear()
+
+
+def test_powertools_objects_are_built_on_first_use_and_kept() -> None:
+    from aws_lambda_powertools import Logger
+
+    logger = observability.logger
+    assert isinstance(logger, Logger)
+    assert observability.logger is logger
+    with pytest.raises(AttributeError):
+        _ = observability.no_such_thing
