@@ -1,7 +1,9 @@
 """JSON values and buffers → validated numpy arrays for one graph input.
 
 Validation errors name the input, what it expects (dtype and shape) and what arrived, because
-that is what a caller needs to fix the request.
+that is what a caller needs to fix the request. Those messages are built only when something
+is wrong: the valid path runs for every request and every record block, so it does no more
+than the checks themselves.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ def _kind_ok(target: np.dtype[np.generic], got: np.dtype[np.generic]) -> bool:
 
 def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, Any]:
     """Convert ``value`` (nested lists, numbers, an array) into ``spec.dtype``."""
-    label = where or f"input {spec.name!r}"
     target = spec.dtype
     if target is None:
-        raise InvalidInputError(f"{label}: graph input type {spec.onnx_type} cannot be fed from JSON")
+        raise InvalidInputError(
+            f"{_label(spec, where)}: graph input type {spec.onnx_type} cannot be fed from JSON"
+        )
     if isinstance(value, np.ndarray):
         array = value
     else:
@@ -37,8 +40,8 @@ def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, 
             array = np.asarray(value, dtype=object if target.kind == "O" else None)
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(
-                f"{label}: expected {spec.describe_sample()}; could not read the value as an array "
-                f"(ragged or mixed nested lists?): {exc}"
+                f"{_label(spec, where)}: expected {spec.describe_sample()}; could not read the value "
+                f"as an array (ragged or mixed nested lists?): {exc}"
             ) from None
     if target.kind == "O":
         if array.dtype.kind not in "OUS":
@@ -48,23 +51,29 @@ def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, 
         return array
     if array.dtype.kind == "O" or not _kind_ok(target, array.dtype):
         raise InvalidInputError(
-            f"{label}: expected {spec.describe_sample()} ({target.name}), got {_describe_value(array)}"
+            f"{_label(spec, where)}: expected {spec.describe_sample()} ({target.name}), "
+            f"got {_describe_value(array)}"
         )
-    return cast(array, target, label)
+    return cast(array, target, where or spec)
 
 
-def cast(array: np.ndarray[Any, Any], target: np.dtype[Any], label: str) -> np.ndarray[Any, Any]:
+def _label(spec: TensorSpec, where: str) -> str:
+    return where or f"input {spec.name!r}"
+
+
+def cast(array: np.ndarray[Any, Any], target: np.dtype[Any], label: str | TensorSpec) -> np.ndarray[Any, Any]:
     """Numbers → ``target``, refusing what the cast would silently change.
 
     numpy wraps out-of-range integers (2**63 becomes -2**63) and truncates floats (1.5 becomes
     1, NaN becomes -2**63) when casting to an integer type, so for integer targets the values
-    are checked first: whole, finite and within the type's range.
+    are checked first: whole, finite and within the type's range. ``label`` names the value in
+    errors (a spec stands for ``input 'name'``).
     """
     if (target.kind in "iu" and array.dtype.kind == "f") and (
         not np.all(np.isfinite(array)) or not np.all(np.mod(array, 1) == 0)
     ):
         raise InvalidInputError(
-            f"{label}: expected integers ({target.name}), got fractional values (or NaN/infinity)"
+            f"{_named(label)}: expected integers ({target.name}), got fractional values (or NaN/infinity)"
         )
     if array.dtype != target:
         if target.kind in "iu" and array.size:
@@ -74,10 +83,31 @@ def cast(array: np.ndarray[Any, Any], target: np.dtype[Any], label: str) -> np.n
             # rounded to float, yet wraps when cast: floats must stay below maximum + 1.
             over = high >= info.max + 1 if array.dtype.kind == "f" else high > info.max
             if low < info.min or over:
-                raise InvalidInputError(f"{label}: values out of range for {target.name}")
-        with np.errstate(over="ignore"):  # past float32's range is ±inf, as 1e400 is in JSON
-            array = array.astype(target, copy=False)
+                raise InvalidInputError(f"{_named(label)}: values out of range for {target.name}")
+        if _may_overflow(array.dtype, target):
+            with np.errstate(over="ignore"):  # past float32's range is ±inf, as 1e400 is in JSON
+                return array.astype(target)
+        array = array.astype(target, copy=False)
     return array
+
+
+def _may_overflow(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
+    """Whether a cast of numbers can overflow to ±inf, which numpy warns about.
+
+    Only then is the cast wrapped in ``np.errstate``: entering it costs ~2 us, a tenth of a
+    small model's run, and most casts (int64 → float32, float32 → float64) cannot overflow.
+    Integer targets cannot either: their values were range-checked before the cast.
+    """
+    if target.kind not in "fc":
+        return False
+    width = target.itemsize // 2 if target.kind == "c" else target.itemsize  # per component
+    if source.kind == "f":
+        return width < source.itemsize
+    return width < 4  # any integer fits float32's range; float16 tops out at 65504
+
+
+def _named(label: str | TensorSpec) -> str:
+    return label if isinstance(label, str) else _label(label, "")
 
 
 def _describe_value(array: np.ndarray[Any, Any]) -> str:
@@ -99,7 +129,7 @@ def check_sample_shape(
     if sample is None:
         return array
     label = where or f"input {spec.name!r}"
-    if _matches(sample, array.shape):
+    if shape_fits(sample, array.shape):
         return array
     fixed = tuple(d for d in sample if d is not None)
     if len(fixed) == len(sample) and array.size == int(np.prod(fixed, dtype=np.int64)):
@@ -117,14 +147,17 @@ def check_batch_shape(spec: TensorSpec, array: np.ndarray[Any, Any], *, where: s
     if (
         spec.fixed_batch_one
         and len(array.shape) == len(spec.shape)
-        and _matches(spec.shape[1:], array.shape[1:])
+        and shape_fits(spec.shape[1:], array.shape[1:])
     ):
         return  # batch > 1 on a fixed-batch-1 graph: the model loops over it
-    if not _matches(spec.shape, array.shape):
+    if not shape_fits(spec.shape, array.shape):
         raise InvalidInputError(f"{label}: expected shape {spec.describe()}, got {list(array.shape)}")
 
 
-def _matches(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
+def shape_fits(expected: tuple[int | None, ...], actual: tuple[int, ...]) -> bool:
+    """Whether ``actual`` has ``expected``'s rank and fixed sizes (None is any size)."""
+    if expected == actual:  # fully fixed shapes, the usual case: no per-dimension loop
+        return True
     return len(expected) == len(actual) and all(
         e is None or e == a for e, a in zip(expected, actual, strict=True)
     )

@@ -3,6 +3,10 @@
 Batching: instances are stacked along the batch axis and run in chunks of at most
 ``max_batch_size``. Graphs without a usable batch axis (a fixed batch of 1, or none at all) are
 looped one instance at a time, so callers never need to know.
+
+Each chunk's outputs are formatted as a whole (see :mod:`sinfer.codecs.outputs`), not instance
+by instance: a request's single instance and a record block's thousands take the same code,
+and the per-instance cost stays in plain Python rather than in numpy calls per row.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce
+from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce, shape_fits
 from sinfer.codecs.instances import Sample, to_sample
-from sinfer.codecs.outputs import postprocess, to_jsonable
+from sinfer.codecs.outputs import postprocess_batch, to_jsonable
 from sinfer.errors import InvalidInputError, ManifestError
 from sinfer.model.signature import TensorSpec, read_signature
 from sinfer.model.store import ModelFiles
@@ -38,8 +42,18 @@ class LoadedModel:
         # a graph with no batch axis at all (input float[3]) returns its outputs whole, even [1].
         self._unbatch_looped = any(spec.has_batch_axis for spec in self.inputs)
         self.max_batch = 1 if self.loops else (files.manifest.max_batch_size or DEFAULT_MAX_BATCH)
+        dtype = self.inputs[0].dtype if len(self.inputs) == 1 else None
+        self._takes_arrays = not self.loops and dtype is not None and dtype.kind in "biuf"
+        self._sample_shape = self.inputs[0].sample_shape if self._takes_arrays else None
         self._post = files.manifest.postprocess
         self._post_index = self._postprocess_output_index()
+        # Predictions fetch only what they format: with a postprocess rule, that one output.
+        # ONNX Runtime then skips converting the others, and skl2onnx's ZipMap dicts or a
+        # classifier's label tensor can cost more than running a small model. run() and
+        # run_v2() still return every output.
+        self._fetch = (
+            [self.output_names[self._post_index]] if self._post is not None else list(self.output_names)
+        )
 
     def _postprocess_output_index(self) -> int:
         if self._post is None:
@@ -68,9 +82,12 @@ class LoadedModel:
                 return _concat([self._session_run(_slice(self.inputs, feeds, i)) for i in range(batch)])
         return self._session_run(feeds)
 
-    def _session_run(self, feeds: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
+    def _session_run(
+        self, feeds: dict[str, np.ndarray[Any, Any]], names: list[str] | None = None
+    ) -> list[Any]:
+        """The named outputs (all, in graph order, by default) of one run."""
         try:
-            outputs: list[Any] = self.session.run(None, feeds)
+            outputs: list[Any] = self.session.run(names, feeds)
         except Exception as exc:  # onnxruntime's pybind errors share no importable base class
             raise InvalidInputError(f"the model could not run on this input: {_short(exc)}") from None
         return outputs
@@ -114,7 +131,7 @@ class LoadedModel:
         on the batch. Anything else (objects, images, ragged or invalid values) returns None
         and takes the per-instance path, which also produces the error naming the instance.
         """
-        if not self.takes_arrays or not instances:
+        if not self._takes_arrays or not instances:
             return None
         if not all(type(instance) is list for instance in instances):
             return None
@@ -126,22 +143,18 @@ class LoadedModel:
     @property
     def takes_arrays(self) -> bool:
         """One numeric input with a batch axis: whole batches can be validated and run at once."""
-        if len(self.inputs) != 1 or self.loops:
-            return False
-        dtype = self.inputs[0].dtype
-        return dtype is not None and dtype.kind in "biuf"
+        return self._takes_arrays
 
     def _validate_batch(self, values: Any, count: int) -> np.ndarray[Any, Any]:
         spec = self.inputs[0]
         array = coerce(spec, values)
         if array.ndim == 0 or array.shape[0] != count:
             raise InvalidInputError(f"input {spec.name!r}: expected {count} instances along axis 0")
-        if count == 0:
+        if count == 0 or self._sample_shape is None or shape_fits(self._sample_shape, array.shape[1:]):
             return array
+        # Flat values for a fixed-shape input are reshaped, as per instance; else this raises.
         one = check_sample_shape(spec, array[0])
-        if one.shape != array.shape[1:]:  # flat values for a fixed-shape input, as per instance
-            array = array.reshape((count, *one.shape))
-        return array
+        return array.reshape((count, *one.shape))
 
     def predict_array(self, array: np.ndarray[Any, Any]) -> list[Any]:
         """Predictions for a numeric block (axis 0 = instances) of a :attr:`takes_arrays` model.
@@ -157,22 +170,24 @@ class LoadedModel:
         return self._predict_batch(batch, len(batch))
 
     def _predict_batch(self, batch: np.ndarray[Any, Any], count: int) -> list[Any]:
-        results: list[Any] = []
         name = self.input_names[0]
+        if count <= self.max_batch:  # one chunk (every API request but the largest): no slicing
+            return self._format(self._columns(self._session_run({name: batch}, self._fetch), count))
+        results: list[Any] = []
         for start in range(0, count, self.max_batch):
             chunk = batch[start : start + self.max_batch]
-            outputs = self._session_run({name: chunk})
-            results.extend(self.format(values) for values in self._per_instance(outputs, len(chunk)))
+            size = len(chunk)
+            results.extend(self._format(self._columns(self._session_run({name: chunk}, self._fetch), size)))
         return results
 
     def predict_samples(self, samples: Sequence[Sample]) -> list[Any]:
         results: list[Any] = []
         for chunk in _chunks(samples, self.max_batch):
-            results.extend(self.format(values) for values in self._run_samples(chunk))
+            results.extend(self._format(self._run_samples(chunk)))
         return results
 
-    def _run_samples(self, samples: Sequence[Sample]) -> list[list[Any]]:
-        """Per-instance raw output values for a chunk of samples."""
+    def _run_samples(self, samples: Sequence[Sample]) -> list[Any]:
+        """A chunk of samples → the fetched outputs as columns (item ``i`` is instance ``i``'s)."""
         if self.loops:
             per_instance = []
             for sample in samples:
@@ -180,23 +195,17 @@ class LoadedModel:
                     spec.name: sample[spec.name][None] if spec.has_batch_axis else sample[spec.name]
                     for spec in self.inputs
                 }
-                outputs = self._session_run(feeds)
+                outputs = self._session_run(feeds, self._fetch)
                 per_instance.append(
                     [_first(o) if self._unbatch_looped and self._batched_output(o, 1) else o for o in outputs]
                 )
-            return per_instance
+            return [list(column) for column in zip(*per_instance, strict=True)]
         feeds = {name: _stack([sample[name] for sample in samples], name) for name in self.input_names}
-        return self._per_instance(self._session_run(feeds), len(samples))
+        return self._columns(self._session_run(feeds, self._fetch), len(samples))
 
-    def _per_instance(self, outputs: list[Any], count: int) -> list[list[Any]]:
-        """A batch's outputs (graph order) → each instance's output values (graph order)."""
-        columns = [
-            list(o) if self._batched_output(o, count) else [o] * count  # unbatched outputs repeat
-            for o in outputs
-        ]
-        if len(columns) == 1:
-            return [[value] for value in columns[0]]
-        return [list(values) for values in zip(*columns, strict=True)]
+    def _columns(self, outputs: list[Any], count: int) -> list[Any]:
+        """A batch's outputs → columns: batched outputs as they are, unbatched ones repeated."""
+        return [o if self._batched_output(o, count) else [o] * count for o in outputs]
 
     @staticmethod
     def _batched_output(output: Any, count: int) -> bool:
@@ -204,13 +213,16 @@ class LoadedModel:
             return output.ndim > 0 and output.shape[0] == count
         return isinstance(output, list) and len(output) == count
 
-    def format(self, values: list[Any]) -> Any:
-        """One instance's outputs → its prediction (post-processed if the manifest says so)."""
+    def _format(self, columns: list[Any]) -> list[Any]:
+        """The fetched outputs' columns → each instance's prediction (post-processed if the
+        manifest says so; else the output's value, or ``{output name: value}`` for several)."""
         if self._post is not None:
-            return postprocess(self._post, values[self._post_index], self.manifest.labels)
+            return postprocess_batch(self._post, columns[0], self.manifest.labels)
+        # to_jsonable on a whole column equals it applied to each instance's item.
+        values = [to_jsonable(column) for column in columns]
         if len(values) == 1:
-            return to_jsonable(values[0])
-        return {name: to_jsonable(value) for name, value in zip(self.output_names, values, strict=True)}
+            return values[0]  # type: ignore[no-any-return]
+        return [dict(zip(self.output_names, row, strict=True)) for row in zip(*values, strict=True)]
 
     # --- metadata ------------------------------------------------------------------------
 
