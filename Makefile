@@ -113,8 +113,9 @@ models: venv  ## rebuild the demo models from scikit-learn's bundled data sets
 openapi: venv  ## regenerate the committed OpenAPI document
 	$(PY) -m sinfer.api.openapi --write
 
-build: venv sam-venv  ## sam build, then report unzipped sizes against Lambda's 250 MB limit
+build: venv sam-venv  ## sam build, compile to bytecode, report unzipped sizes against Lambda's 250 MB limit
 	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(TEST_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build
+	$(PY) scripts/compile_bytecode.py .aws-sam/build --template template.yaml
 	$(PY) scripts/deployment_size.py .aws-sam/build
 
 demo: venv  ## tour of every mode that has landed, on this machine, no AWS account, no Docker
