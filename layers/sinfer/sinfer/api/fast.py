@@ -113,13 +113,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
 def _predict(name: str, version: str | None, body: bytes) -> str | None:
     """KServe v1 ``:predict`` (routes._predict's work), or None where its rules say no."""
     model = default_registry().get(name, version)
-    doc = orjson.loads(body)
-    # kserve_v1.decode_request's acceptance rule; every other document goes to it via the resolver.
-    if type(doc) is not dict:
-        return None
-    instances = doc["instances"] if "instances" in doc else doc.get("inputs")
-    if type(instances) is not list or not instances:
-        return None
+    instances = kserve_v1.instances_of(orjson.loads(body))  # a refusal raises: the resolver reports it
     check_instance_count(len(instances))
     predictions = model.predict(instances)
     response = kserve_v1.encode_response(predictions, model.name, model.version)

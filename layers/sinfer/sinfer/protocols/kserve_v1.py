@@ -34,7 +34,11 @@ def decode_request(body: bytes, content_type: str | None) -> list[Any]:
         )
     if not body:
         raise BadRequestError('empty body; expected {"instances": [...]}')
-    doc = jsonbody.parse(body)
+    return instances_of(jsonbody.parse(body))
+
+
+def instances_of(doc: Any) -> list[Any]:
+    """The instances of a parsed ``{"instances": [...]}`` (or ``{"inputs": [...]}``) document."""
     if isinstance(doc, dict):
         for key in ("instances", "inputs"):
             if key in doc:
