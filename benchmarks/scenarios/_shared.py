@@ -162,18 +162,20 @@ class CountingSink:
         self.lines += 1
         self.bytes += len(line)
 
+    def write_lines(self, data: bytes, lines: int) -> None:
+        self.lines += lines
+        self.bytes += len(data)
+
     def close(self) -> None:
         pass
 
 
 def run_pipeline(model: Any, stream: Any, name: str, writer: Any) -> dict[str, int]:
-    """read_records → predict_records → result lines, as :func:`sinfer.jobs.ingest._run` does."""
-    from sinfer.inference.batch import predict_records, write_outcome
-    from sinfer.records import read_records
+    """An input file → result lines with :func:`sinfer.inference.batch.process_records`, the loop
+    :func:`sinfer.jobs.ingest._run` and ``sinfer predict`` run."""
+    from sinfer.inference.batch import process_records
 
-    counts = {"records": 0, "predictions": 0, "errors": 0}
-    for outcome in predict_records(model, read_records(stream, name)):
-        write_outcome(writer, outcome, counts)
+    counts = process_records(model, stream, name, writer)
     writer.close()
     return counts
 

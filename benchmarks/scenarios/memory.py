@@ -6,8 +6,8 @@ Each case runs in a fresh child process, which reports its own peak RSS (VmHWM):
   in moto. moto runs as a server in its own process (``python -m moto.server`` on loopback), so
   what it stores is not counted: the child's peak is the handler's own, reading the object as
   a stream over HTTP and writing its output with multipart uploads, as against S3.
-* **streaming pipeline, local file** (100 MB and 1 GB): the same ``read_records`` →
-  ``predict_records`` → result writer loop on a local file with ``FileJsonlWriter``: the
+* **streaming pipeline, local file** (100 MB and 1 GB): the same ``process_records``
+  loop (read → predict → result writer) on a local file with ``FileJsonlWriter``: the
   handler's loop without the AWS clients.
 * **text path** (digits JSONL, 20 MB): the same loop over JSON Lines, to show the text
   readers stream too.

@@ -548,9 +548,11 @@ def test_a_throttled_read_is_retried_later_and_leaves_nothing_behind(
 
 
 def test_a_connection_fault_mid_file_aborts_the_multipart_upload(
-    aws: AwsStack, monkeypatch: pytest.MonkeyPatch, big_jsonl: bytes
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a large file whose output is already being uploaded in parts when the read times out
+    # (10 MB: the pipeline reads a few MB of blocks ahead of what it has written)
+    big_jsonl = _digits_jsonl(60_000)
     key = "inputs/digits/big/midway.jsonl"
     aws.put(key, big_jsonl)
     writers = _small_parts(monkeypatch)

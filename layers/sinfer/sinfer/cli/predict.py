@@ -1,9 +1,9 @@
 """``sinfer predict``: offline inference on local files, the edge mode.
 
 The same core as the S3 path, so a file gives the same lines on a laptop, an edge device or in
-Lambda: files are read by :func:`sinfer.records.read_records` (every format an upload to
-``inputs/`` may take), predicted by :func:`sinfer.inference.batch.predict_records` (micro-batched,
-in input order, one outcome per record) and written as the same JSONL, one line per record,
+Lambda: files go through :func:`sinfer.inference.batch.process_records`, s3_ingest's loop
+(every format an upload to ``inputs/`` may take; micro-batched, in input order, one outcome per
+record) and are written as the same JSONL, one line per record,
 ``{"id", "prediction"}`` or ``{"id", "error"}``. No network is needed: the model comes from a
 store folder (``sinfer models pull`` puts one there) or, if one is reachable, an s3:// prefix.
 
@@ -224,6 +224,11 @@ class _StreamWriter:
         self.counts.lines += 1
         self.counts.bytes += len(line)
 
+    def write_lines(self, data: bytes, lines: int) -> None:
+        self._stream.write(data)
+        self.counts.lines += lines
+        self.counts.bytes += len(data)
+
     def close(self) -> None:
         self._stream.flush()
 
@@ -248,22 +253,28 @@ def predict_file(
     model: LoadedModel, task: Task, batch_size: int | None, bar: Progress, done_before: int
 ) -> Result:
     from sinfer.errors import SinferError
-    from sinfer.inference.batch import predict_records, write_outcome
-    from sinfer.records import FileJsonlWriter, read_records
+    from sinfer.inference.batch import process_records
+    from sinfer.records import FileJsonlWriter, detect_format
 
     result = Result(task, {"records": 0, "predictions": 0, "errors": 0}, _now(), 0.0)
     started = time.perf_counter()
     try:
         with task.source.open("rb") as handle:
             stream = _CountingReader(handle)
-            records = read_records(stream, str(task.source))  # checks the format before any output
+            detect_format(str(task.source))  # checks the format before any output
             writer: ResultWriter = (
                 FileJsonlWriter(task.output) if task.output is not None else _StreamWriter(_stdout())
             )
             try:
-                for outcome in predict_records(model, records, batch_size=batch_size):
-                    write_outcome(writer, outcome, result.counts)
-                    bar.advance(1, done_before + stream.bytes_read)
+                process_records(
+                    model,
+                    stream,
+                    str(task.source),
+                    writer,
+                    counts=result.counts,
+                    batch_size=batch_size,
+                    progress=lambda records: bar.advance(records, done_before + stream.bytes_read),
+                )
             except BaseException:
                 writer.abort()
                 raise

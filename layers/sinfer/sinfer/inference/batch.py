@@ -1,9 +1,19 @@
 """Records → predictions or errors, micro-batched, in input order, nothing dropped.
 
-Shared by s3_ingest, ``sinfer predict`` and the SageMaker container, so a file gives the same
-lines wherever it runs. Parsing the next micro-batch overlaps with inference on the current
+:func:`process_records` (an input file → its result lines) is the one loop s3_ingest,
+``sinfer predict`` and the benchmarks run, so a file gives the same lines wherever it runs;
+:func:`predict_records` (records → outcomes) is its per-record core, which the SageMaker
+container uses directly. Parsing the next unit of work overlaps with inference on the current
 one (ONNX Runtime releases the GIL while it runs), which is most of the win for small models
-whose cost is dominated by parsing.
+whose cost is dominated by parsing; a file of one unit (one image, a small file) runs inline,
+since starting a thread costs more than it could win.
+
+Two lanes, one result. For a model that takes one numeric array, CSV/TSV and JSONL files are
+read in numeric blocks (:func:`sinfer.records.read_blocks`): a block is parsed at C speed, run
+as one array (``LoadedModel.predict_array``) and written as one run of lines. Anything a block
+cannot do exactly as records would (see read_blocks) arrives as records, and a block the model
+refuses as a whole is re-read as its records; both take the per-record lane, so the output is
+the same line for line.
 
 Guarantee: every record yields exactly one outcome, a prediction or an error. A record that
 does not parse, or does not fit the model, is an error on its own; if the model fails on a
@@ -12,15 +22,25 @@ whole micro-batch, the batch is re-run one record at a time so only the culprit 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from itertools import chain
+from typing import Any, Final, Protocol
+
+import numpy as np
 
 from sinfer.codecs.instances import Sample
 from sinfer.errors import SinferError
 from sinfer.inference.model import LoadedModel
-from sinfer.records.types import Record, RecordError
+from sinfer.records.readers import ByteStream, RecordBlock, detect_format, read_blocks, read_records
+from sinfer.records.types import Record, RecordError, error_line, prediction_line, prediction_lines
+
+# Blocks run in units of about this many rows (whole micro-batches), so that a slow model
+# still reports progress (and s3_ingest checks its remaining time) every few thousand records.
+BLOCK_UNIT_ROWS: Final = 2048
+_BLOCK_KINDS: Final = ("csv", "tsv", "jsonl")
 
 
 @dataclass(slots=True)
@@ -31,23 +51,194 @@ class Outcome:
 
 
 class LineWriter(Protocol):
-    def write(self, line: bytes) -> None: ...
+    def write_lines(self, data: bytes, lines: int, /) -> None: ...
 
 
-def write_outcome(writer: LineWriter, outcome: Outcome, counts: dict[str, int]) -> None:
-    """One outcome as its output line (prediction or error), counted into records/predictions/errors.
+def process_records(
+    model: LoadedModel,
+    stream: ByteStream,
+    name: str,
+    writer: LineWriter,
+    *,
+    content_type: str | None = None,
+    counts: dict[str, int] | None = None,
+    batch_size: int | None = None,
+    max_decompressed_bytes: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    overlap: bool = True,
+) -> dict[str, int]:
+    """Read one input file, predict every record and write its result lines, in input order.
 
-    The one place a result line is written, for s3_ingest, ``sinfer predict`` and the benchmarks.
+    Returns ``counts`` (records, predictions, errors), updated as lines are written.
+    ``progress(n)`` is called after each run of ``n`` records is written; an exception it
+    raises (s3_ingest running out of time) stops the file. The format is checked before
+    anything is read; the writer is neither closed nor aborted here.
     """
-    from sinfer.records import error_line, prediction_line
-
-    counts["records"] += 1
-    if outcome.error is None:
-        counts["predictions"] += 1
-        writer.write(prediction_line(outcome.record.id, outcome.prediction))
+    fmt = detect_format(name, content_type)
+    counts = counts if counts is not None else {"records": 0, "predictions": 0, "errors": 0}
+    size = batch_size or _default_batch_size(model)
+    units: Iterable[Callable[[], _Lines]]
+    if model.takes_arrays and fmt.kind in _BLOCK_KINDS:
+        items = read_blocks(
+            stream,
+            name,
+            content_type,
+            columns_ok=partial(block_columns_ok, model),
+            max_decompressed_bytes=max_decompressed_bytes,
+        )
+        units = _cell_units(model, items, size)
     else:
-        counts["errors"] += 1
-        writer.write(error_line(outcome.record.id, outcome.error.code, outcome.error.message))
+        records = read_records(stream, name, content_type, max_decompressed_bytes=max_decompressed_bytes)
+        units = (partial(_batch_lines, model, o, s) for o, s in _batches(model, records, size))
+    for lines in _overlapped(units, overlap):
+        writer.write_lines(lines.data, lines.records)
+        counts["records"] += lines.records
+        counts["predictions"] += lines.predictions
+        counts["errors"] += lines.errors
+        if progress is not None:
+            progress(lines.records)
+    return counts
+
+
+@dataclass(slots=True)
+class _Lines:
+    """A run of result lines, ready to write, and what they count."""
+
+    data: bytes
+    records: int
+    predictions: int
+    errors: int
+
+
+def _default_batch_size(model: LoadedModel) -> int:
+    return 64 if model.loops else max(1, min(model.max_batch, 1024))
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Rows ``lo:hi`` of a block."""
+
+    block: RecordBlock
+    lo: int
+    hi: int
+
+    @property
+    def array(self) -> np.ndarray[Any, Any]:
+        return self.block.array[self.lo : self.hi]
+
+    def records(self) -> list[Record]:
+        return self.block.records()[self.lo : self.hi]
+
+
+def _cell_units(
+    model: LoadedModel, items: Iterable[RecordBlock | list[Record]], size: int
+) -> Iterator[Callable[[], _Lines]]:
+    """Units of work over the per-record lane's micro-batches ("cells" of ``size`` records).
+
+    The per-record lane runs records ``k*size`` to ``(k+1)*size`` as one batch, and ONNX
+    Runtime's results can depend on the batch a row runs in (a batch of one takes another
+    kernel: the last bits of a score differ). So every unit here covers whole cells, and a
+    cell runs as one array whatever chunks its rows came from: the same batches, the same
+    bits. Several cells go in one unit only when ``predict_array`` splits them back into the
+    same batches (its chunks of ``max_batch`` rows fall on cell boundaries).
+    """
+    several = size % model.max_batch == 0
+    per_unit = max(size, BLOCK_UNIT_ROWS // size * size)
+    cell: list[_Rows | list[Record]] = []
+    filled = 0
+    for item in items:
+        count = len(item.array) if isinstance(item, RecordBlock) else len(item)
+        lo = 0
+        while lo < count:
+            if isinstance(item, RecordBlock) and not filled and several and count - lo >= size:
+                hi = lo + min(per_unit, (count - lo) // size * size)
+                yield partial(_cell_lines, model, [_Rows(item, lo, hi)], size)
+                lo = hi
+                continue
+            hi = lo + min(size - filled, count - lo)
+            cell.append(_Rows(item, lo, hi) if isinstance(item, RecordBlock) else item[lo:hi])
+            filled += hi - lo
+            lo = hi
+            if filled == size:
+                yield partial(_cell_lines, model, cell, size)
+                cell, filled = [], 0
+    if cell:
+        yield partial(_cell_lines, model, cell, size)
+
+
+def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: int) -> _Lines:
+    """The lines of consecutive records that start a cell: one array if they can, else records."""
+    rows = [piece for piece in pieces if isinstance(piece, _Rows)]
+    # Mixed JSON types (bool, int64, float64 blocks) would be promoted together where each
+    # record keeps its own: those cells take the per-record lane.
+    if len(rows) == len(pieces) and len({piece.block.array.dtype for piece in rows}) == 1:
+        arrays = [piece.array for piece in rows]
+        array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        try:
+            predictions = model.predict_array(array)
+        except SinferError:
+            pass  # the rows do not fit (or run on) the model as a whole: record by record
+        else:
+            start = rows[0].block.start + rows[0].lo
+            return _Lines(prediction_lines(start, predictions), len(array), len(array), 0)
+    records = [r for piece in pieces for r in (piece.records() if isinstance(piece, _Rows) else piece)]
+    parts = [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
+    return _Lines(
+        b"".join(part.data for part in parts),
+        sum(part.records for part in parts),
+        sum(part.predictions for part in parts),
+        sum(part.errors for part in parts),
+    )
+
+
+def _batch_lines(model: LoadedModel, outcomes: list[Outcome], samples: list[Sample | None]) -> _Lines:
+    lines = [outcome_line(outcome) for outcome in _infer(model, outcomes, samples)]
+    errors = sum(1 for outcome in outcomes if outcome.error is not None)
+    return _Lines(b"".join(lines), len(outcomes), len(outcomes) - errors, errors)
+
+
+def outcome_line(outcome: Outcome) -> bytes:
+    """An outcome's result line: its prediction, or its error."""
+    if outcome.error is None:
+        return prediction_line(outcome.record.id, outcome.prediction)
+    return error_line(outcome.record.id, outcome.error.code, outcome.error.message)
+
+
+def _overlapped(units: Iterable[Callable[[], _Lines]], overlap: bool) -> Iterator[_Lines]:
+    """Each unit's result in order; the next unit is parsed while the current one runs.
+
+    No thread for a file of one unit (one image object, a small file): most of such a file's
+    cost would be starting it.
+    """
+    iterator = iter(units)
+    first = next(iterator, None)
+    if first is None:
+        return
+    second = next(iterator, None) if overlap else None
+    if second is None:
+        yield first()
+        for unit in iterator:
+            yield unit()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinfer-infer") as pool:
+        pending = pool.submit(first)
+        for unit in chain([second], iterator):
+            submitted = pool.submit(unit)
+            yield pending.result()
+            pending = submitted
+        yield pending.result()
+
+
+def block_columns_ok(model: LoadedModel, header: list[str]) -> bool:
+    """Whether CSV rows with this header reach the model as their values in file order.
+
+    The block lane's side of :func:`record_instance`: it must accept a header only where
+    ``record_instance`` and ``to_sample`` turn each row into its values in column order.
+    """
+    spec = model.inputs[0]
+    if spec.name in header or header == ["b64"]:
+        return False
+    return spec.decl.columns is None or tuple(header) == spec.decl.columns
 
 
 def record_instance(model: LoadedModel, value: Any) -> Any:
@@ -113,7 +304,7 @@ def predict_records(
     model: LoadedModel, records: Iterable[Record], *, batch_size: int | None = None, overlap: bool = True
 ) -> Iterator[Outcome]:
     """One :class:`Outcome` per record, in input order."""
-    size = batch_size or (64 if model.loops else max(1, min(model.max_batch, 1024)))
+    size = batch_size or _default_batch_size(model)
     if not overlap:
         for outcomes, samples in _batches(model, records, size):
             yield from _infer(model, outcomes, samples)

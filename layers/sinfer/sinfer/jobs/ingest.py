@@ -25,21 +25,23 @@ from sinfer.aws import s3
 from sinfer.aws.sns import publish_job
 from sinfer.config import Settings, settings
 from sinfer.errors import InputTooLargeError, SinferError, TransientError
-from sinfer.inference.batch import predict_records, write_outcome
+from sinfer.inference.batch import BLOCK_UNIT_ROWS, process_records
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.store import JobStore, now_iso
 from sinfer.jobs.types import TERMINAL, Job, object_job_id
 from sinfer.observability import logger
-from sinfer.records import S3JsonlWriter, read_records
+from sinfer.records import S3JsonlWriter
 
 IngestStatus = Literal["completed", "failed", "routed", "duplicate", "ignored"]
 
 # Lambda x86_64 on-demand prices (us-east-1): per GB-second and per request.
 LAMBDA_USD_PER_GB_SECOND = 0.0000166667
 LAMBDA_USD_PER_REQUEST = 0.0000002
-TIME_CHECK_EVERY = 2048
+# The most records between two checks of the remaining time: process_records reports after
+# every run of lines it writes, a micro-batch or a few (at most BLOCK_UNIT_ROWS records).
+TIME_CHECK_EVERY = BLOCK_UNIT_ROWS
 
 
 @dataclass(slots=True)
@@ -192,15 +194,23 @@ def _run(
         stream = s3.open_stream(
             ref.bucket, ref.key, ref.version_id or str(head.get("VersionId") or "") or None
         )
+
+        def check_time(_records: int) -> None:
+            if remaining_ms() < config.time_safety_ms:
+                raise RanOutOfTimeError
+
         # Routing saw the compressed size: a .gz is a large file when its content is, and a
         # bomb (10 GB of zeros in 10 MB) must stop at that size, not run into the timeout.
-        records = read_records(
-            stream, ref.key, head.get("ContentType"), max_decompressed_bytes=config.max_inline_bytes
+        process_records(
+            model,
+            stream,
+            ref.key,
+            writer,
+            content_type=head.get("ContentType"),
+            counts=counts,
+            max_decompressed_bytes=config.max_inline_bytes,
+            progress=check_time,
         )
-        for outcome in predict_records(model, records):
-            write_outcome(writer, outcome, counts)
-            if counts["records"] % TIME_CHECK_EVERY == 0 and remaining_ms() < config.time_safety_ms:
-                raise RanOutOfTimeError
         writer.close()
     except RanOutOfTimeError:
         writer.abort()

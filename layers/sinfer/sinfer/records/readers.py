@@ -17,6 +17,14 @@ predictions + errors):
 CSV cells that look like numbers become ``float`` — all of them, integers included — because a
 tabular model's input is a float tensor in practice and one rule is easier to predict than two;
 other cells stay strings.
+
+:func:`read_blocks` is the fast lane for models that take one numeric array: a CSV/TSV or JSONL
+file is read in chunks of whole lines, and a chunk that is plainly a numeric table (nothing but
+numbers, one record per line) becomes one :class:`RecordBlock` parsed at C speed by
+``np.loadtxt`` or orjson, instead of a Python object per cell and per record. Every other chunk
+goes through the per-record readers above, which keeps one meaning for every input: a block
+is only made where the per-record reader would give the same records, and a block can always
+be turned back into those records (``RecordBlock.records``).
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ import math
 import posixpath
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain, islice
 from typing import Any, BinaryIO, Final, Literal, Protocol
 
 import numpy as np
+import orjson
 
 from sinfer.codecs.images import looks_like_image
 from sinfer.errors import InputTooLargeError, UnreadableInputError
@@ -53,6 +64,10 @@ READ_CHUNK: Final = 1 * MiB  # the most one read asks of the caller's stream (or
 NPY_CHUNK: Final = 4 * MiB  # rows of an .npy are decoded this many bytes at a time
 DEFAULT_MAX_JSON_BYTES: Final = 64 * MiB
 MAX_IMAGE_BYTES: Final = 50 * MiB
+# Lines parsed as one block: large enough that per-block costs vanish (tens of thousands of
+# tabular rows), small enough that a block, its array and its results stay a few MB.
+BLOCK_BYTES: Final = MiB // 4
+LIST_RECORDS: Final = 1024  # records per list where read_blocks yields records one by one
 
 InputKind = Literal["jsonl", "json", "csv", "tsv", "npy", "image"]
 
@@ -249,9 +264,10 @@ def _read_at_most(source: io.BufferedReader[Any], limit: int) -> bytes | None:
 # --- JSON Lines and JSON -----------------------------------------------------------------
 
 
-def _jsonl_records(source: io.BufferedReader[Any], max_line_bytes: int) -> Iterator[Record]:
-    index = 0
-    line_no = 0
+def _jsonl_records(
+    source: io.BufferedReader[Any] | io.BytesIO, max_line_bytes: int, index: int = 0, line_no: int = 0
+) -> Iterator[Record]:
+    """Records of JSON Lines; ``index`` and ``line_no`` say how many came before (a block's lines)."""
     while line := source.readline(max_line_bytes + 1):
         line_no += 1
         if line_no == 1 and line.startswith(_BOM):
@@ -268,7 +284,7 @@ def _jsonl_records(source: io.BufferedReader[Any], max_line_bytes: int) -> Itera
         index += 1
 
 
-def _skip_rest_of_line(source: io.BufferedReader[Any]) -> None:
+def _skip_rest_of_line(source: io.BufferedReader[Any] | io.BytesIO) -> None:
     while (part := source.readline(READ_CHUNK)) and not part.endswith(b"\n"):
         pass
 
@@ -353,7 +369,13 @@ def _csv_records(
     reader = csv.reader(text, delimiter=delimiter)
     header = _csv_header(reader, name)
     id_at = header.index(id_column) if id_column in header else None
-    index = 0
+    yield from _csv_rows(reader, name, header, id_at)
+
+
+def _csv_rows(
+    reader: Any, name: str, header: list[str], id_at: int | None, index: int = 0, lines_before: int = 0
+) -> Iterator[Record]:
+    """Records of the rows ``reader`` yields; ``index`` and ``lines_before`` say what came before."""
     failed_at = -1
     while True:
         try:
@@ -361,18 +383,17 @@ def _csv_records(
         except StopIteration:
             return
         except csv.Error as exc:
-            if reader.line_num == failed_at:  # no progress: the reader is stuck
-                raise UnreadableInputError(
-                    f"{name} is not valid CSV: line {reader.line_num}: {exc}"
-                ) from None
-            failed_at = reader.line_num
-            message = f"line {reader.line_num} is not valid CSV: {exc}"
+            line_no = lines_before + reader.line_num
+            if line_no == failed_at:  # no progress: the reader is stuck
+                raise UnreadableInputError(f"{name} is not valid CSV: line {line_no}: {exc}") from None
+            failed_at = line_no
+            message = f"line {line_no} is not valid CSV: {exc}"
             yield Record(index, index, error=RecordError(INVALID_CSV, message))
             index += 1
             continue
         if not row:
             continue  # blank lines are not records
-        yield _csv_record(index, row, header, id_at, reader.line_num)
+        yield _csv_record(index, row, header, id_at, lines_before + reader.line_num)
         index += 1
 
 
@@ -505,3 +526,302 @@ def _image_records(source: io.BufferedReader[Any], name: str) -> Iterator[Record
             f"{name} is not a PNG or JPEG image (it does not start with either signature)"
         )
     yield Record(0, posixpath.basename(name), data)
+
+
+# --- blocks ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RecordBlock:
+    """Consecutive records of a text file, parsed at once into one numeric array.
+
+    Row ``i`` of ``array`` (float64, or the JSON values' own bool/int64 type) is record
+    ``start + i``, whose id is its index. ``records()`` reads the same lines one record at a
+    time and returns exactly what :func:`read_records` gives for them: the way back when the
+    block cannot be run as a whole.
+    """
+
+    start: int
+    array: np.ndarray[Any, Any]
+    _reparse: Callable[[], list[Record]]
+    _records: list[Record] | None = None
+
+    def records(self) -> list[Record]:
+        if self._records is None:  # kept: a block runs in several units, each may fall back
+            self._records = self._reparse()
+        return self._records
+
+
+def read_blocks(
+    stream: ByteStream,
+    name: str,
+    content_type: str | None = None,
+    *,
+    columns_ok: Callable[[list[str]], bool] = lambda header: True,
+    id_column: str = "id",
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    max_decompressed_bytes: int | None = None,
+    block_bytes: int | None = None,
+) -> Iterator[RecordBlock | list[Record]]:
+    """The records of :func:`read_records`, in order, as numeric blocks where possible.
+
+    Each item is a :class:`RecordBlock` or a list of records; together they are exactly the
+    records :func:`read_records` yields. Blocks come from CSV/TSV (whose header
+    ``columns_ok`` accepts and which has no ``id_column``) and JSONL (lines that are JSON
+    lists of numbers); other formats, and chunks that are not plain numeric tables, come as
+    records. Memory is bounded as in :func:`read_records`: a chunk of about ``block_bytes``
+    of whole lines at a time (:data:`BLOCK_BYTES` unless given).
+    """
+    fmt = detect_format(name, content_type)
+    size = block_bytes or BLOCK_BYTES
+    return _blocks(stream, name, fmt, columns_ok, id_column, max_json_bytes, max_decompressed_bytes, size)
+
+
+def _blocks(
+    stream: ByteStream,
+    name: str,
+    fmt: InputFormat,
+    columns_ok: Callable[[list[str]], bool],
+    id_column: str,
+    max_json_bytes: int,
+    max_decompressed_bytes: int | None,
+    block_bytes: int,
+) -> Iterator[RecordBlock | list[Record]]:
+    if fmt.kind == "jsonl":
+        source = _open(stream, name, fmt.gzip, max_decompressed_bytes)
+        yield from _jsonl_blocks(source, max_json_bytes, block_bytes)
+    elif fmt.kind in ("csv", "tsv"):
+        source = _open(stream, name, fmt.gzip, max_decompressed_bytes)
+        delimiter = "\t" if fmt.kind == "tsv" else ","
+        yield from _csv_blocks(source, name, delimiter, id_column, columns_ok, block_bytes)
+    else:
+        yield from _lists(_records(stream, name, fmt, id_column, max_json_bytes, max_decompressed_bytes))
+
+
+def _lists(records: Iterable[Record]) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, LIST_RECORDS)):
+        yield batch
+
+
+def _line_chunks(source: io.BufferedReader[Any], size: int) -> Iterator[tuple[bytes, bool]]:
+    """``source`` as chunks of whole lines of about ``size`` bytes, each with ``whole``.
+
+    ``whole`` is False only for a chunk that ends inside a line longer than ``4 * size``: the
+    caller hands that chunk and the rest of the stream to a per-record reader, which streams
+    such a line instead of holding it (the last chunk of a file may lack its newline and is
+    still whole).
+    """
+    longest = 4 * size
+    while data := source.read(size):
+        if not data.endswith(b"\n"):
+            tail = source.readline(longest + 1)
+            data += tail
+            if len(tail) > longest and not tail.endswith(b"\n"):
+                yield data, False
+                return
+        yield data, True
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` and then the rest of ``rest``: a chunk already read, handed back to a reader."""
+
+    def __init__(self, head: bytes, rest: io.BufferedReader[Any]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._rest.read(min(len(view), READ_CHUNK))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _prefixed(head: bytes, rest: io.BufferedReader[Any]) -> io.BufferedReader[Any]:
+    return io.BufferedReader(_Prefixed(head, rest), buffer_size=READ_CHUNK)
+
+
+def _line_count(chunk: bytes) -> int:
+    return chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+
+
+# JSON Lines: a chunk of lines that are all JSON lists of numbers is parsed by orjson as one
+# array ("[" + lines joined by "," + "]"). orjson and json agree on such lines (numbers are
+# correctly rounded by both); where they could differ (NaN/Infinity, integers past 64 bits, a
+# BOM, blank lines, two values on a line) orjson refuses or the counts disagree, and the chunk
+# is read record by record.
+
+
+def _jsonl_blocks(
+    source: io.BufferedReader[Any], max_line_bytes: int, size: int
+) -> Iterator[RecordBlock | list[Record]]:
+    index = 0
+    line_no = 0
+    for chunk, whole in _line_chunks(source, size):
+        if not whole:
+            yield from _lists(_jsonl_records(_prefixed(chunk, source), max_line_bytes, index, line_no))
+            return
+        lines = _line_count(chunk)
+        reparse = partial(_jsonl_chunk_records, chunk, max_line_bytes, index, line_no)
+        array = _json_block(chunk, lines, max_line_bytes)
+        if array is not None:
+            yield RecordBlock(index, array, reparse)
+            index += lines
+        else:
+            records = reparse()
+            yield records
+            index += len(records)
+        line_no += lines
+
+
+def _jsonl_chunk_records(chunk: bytes, max_line_bytes: int, index: int, line_no: int) -> list[Record]:
+    # BytesIO.readline(n) splits exactly as the stream's readline does, so the chunk reads as
+    # it would have in place (line 1's BOM included, since line_no says where the chunk is).
+    return list(_jsonl_records(io.BytesIO(chunk), max_line_bytes, index, line_no))
+
+
+def _json_block(chunk: bytes, lines: int, max_line_bytes: int) -> np.ndarray[Any, Any] | None:
+    if not chunk.startswith(b"["):
+        return None
+    if len(chunk) > max_line_bytes and max(map(len, chunk.split(b"\n"))) > max_line_bytes:
+        return None  # a line over the limit is an error record
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+    try:
+        values = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(values) != lines or not all(type(value) is list for value in values):
+        return None
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):  # ragged lists
+        return None
+    if array.dtype not in _JSON_BLOCK_DTYPES or array.size == 0:
+        return None
+    # A record's own array is int64 when it holds only integers; in a float64 block its
+    # integers went through float64, which is exact only up to 2**53.
+    if array.dtype.kind == "f" and not bool(np.abs(array).max() <= _EXACT_INT):
+        return None
+    return array
+
+
+_JSON_BLOCK_DTYPES: Final = (np.dtype(np.bool_), np.dtype(np.int64), np.dtype(np.float64))
+_EXACT_INT: Final = float(2**53)
+
+
+# CSV/TSV: a chunk (after the header) of nothing but digits, signs, points, exponents,
+# delimiters and newlines, with no blank line, is parsed by np.loadtxt, whose number syntax and
+# rounding over those bytes are the per-record reader's (_NUMBER, then float()); a chunk
+# holding anything else (quotes, spaces, text, \r, invalid UTF-8, empty cells) is read record
+# by record. A quote can open a field that spans lines, so from a chunk with one the rest of
+# the file is read record by record by one csv reader.
+
+
+def _csv_blocks(
+    source: io.BufferedReader[Any],
+    name: str,
+    delimiter: str,
+    id_column: str,
+    columns_ok: Callable[[list[str]], bool],
+    size: int,
+) -> Iterator[RecordBlock | list[Record]]:
+    chunks = _line_chunks(source, size)
+    first, whole = next(chunks, (b"", True))
+    head, newline, body = first.partition(b"\n")
+    if not (whole and newline and head) or first.startswith(_BOM) or b'"' in head or b"\r" in head:
+        # An unusual header (quoted, blank lines first, a BOM): the per-record reader, whole.
+        yield from _lists(_csv_records(_prefixed(first, source), name, delimiter, id_column))
+        return
+    header = _csv_header(csv.reader([head.decode("utf-8", "surrogateescape")], delimiter=delimiter), name)
+    id_at = header.index(id_column) if id_column in header else None
+    numeric = id_at is None and columns_ok(header)
+    index = 0
+    lines_before = 1
+    for chunk, whole in chain([(body, True)], chunks):
+        if not chunk:
+            continue
+        if not whole or b'"' in chunk:
+            text = io.TextIOWrapper(
+                _prefixed(chunk, source), encoding="utf-8", errors="surrogateescape", newline=""
+            )
+            reader = csv.reader(text, delimiter=delimiter)
+            yield from _lists(_csv_rows(reader, name, header, id_at, index, lines_before))
+            return
+        reparse = partial(_csv_chunk_records, chunk, name, delimiter, header, id_at, index, lines_before)
+        array = _csv_block(chunk, delimiter, len(header)) if numeric else None
+        if array is not None:
+            yield RecordBlock(index, array, partial(_records_of, reparse))
+            index += len(array)
+            lines_before += len(array)
+        else:
+            records, lines = reparse()
+            yield records
+            index += len(records)
+            lines_before += lines
+
+
+def _csv_chunk_records(
+    chunk: bytes,
+    name: str,
+    delimiter: str,
+    header: list[str],
+    id_at: int | None,
+    index: int,
+    lines_before: int,
+) -> tuple[list[Record], int]:
+    """A quote-free chunk's records as the file's csv reader reads them, and its line count.
+
+    Without quotes every row ends at a line end, so a fresh reader over the chunk sees the rows
+    the file's reader sees. StringIO with newline="" splits lines as the file's TextIOWrapper
+    does, and the chunk ends after a newline byte, which is never inside a UTF-8 character.
+    """
+    text = io.StringIO(chunk.decode("utf-8", "surrogateescape"), newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    records = list(_csv_rows(reader, name, header, id_at, index, lines_before))
+    return records, reader.line_num
+
+
+def _records_of(reparse: Callable[[], tuple[list[Record], int]]) -> list[Record]:
+    return reparse()[0]
+
+
+def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, Any] | None:
+    sep = delimiter.encode()
+    if chunk.translate(None, _NUMERIC_BYTES + sep) or chunk.startswith(b"\n") or b"\n\n" in chunk:
+        return None
+    lines = chunk.splitlines()  # no \r here: splits at \n only
+    array = None
+    if not chunk.translate(None, _DIGIT_BYTES + sep):
+        # Digits only: int64 parsing is faster, and converting an integer to float64 rounds
+        # it exactly as float() rounds its digits (both correctly rounded); past int64's range
+        # loadtxt refuses and the float parse below takes over.
+        try:
+            array = np.loadtxt(
+                lines, delimiter=delimiter, comments=None, quotechar=None, dtype=np.int64, ndmin=2
+            )
+        except (ValueError, OverflowError):
+            array = None
+        else:
+            array = array.astype(np.float64)
+    if array is None:
+        try:
+            array = np.loadtxt(
+                lines, delimiter=delimiter, comments=None, quotechar=None, dtype=np.float64, ndmin=2
+            )
+        except ValueError:  # empty cells, ragged rows, a cell that is not a number
+            return None
+    if array.shape != (len(lines), columns):
+        return None
+    return array
+
+
+_DIGIT_BYTES: Final = b"0123456789\n"
+_NUMERIC_BYTES: Final = _DIGIT_BYTES + b"+-.eE"

@@ -44,6 +44,8 @@ class ResultWriter(Protocol):
 
     def write(self, line: bytes) -> None: ...
 
+    def write_lines(self, data: bytes, lines: int) -> None: ...
+
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
@@ -65,6 +67,15 @@ class _JsonlWriter:
         self._write(line)
         self.counts.lines += 1
         self.counts.bytes += len(line)
+
+    def write_lines(self, data: bytes, lines: int) -> None:
+        """Write ``lines`` whole lines at once (``data`` ends with a newline, or is empty)."""
+        if self._closed:
+            raise ValueError("write to a closed result writer")
+        if data:
+            self._write(data)
+        self.counts.lines += lines
+        self.counts.bytes += len(data)
 
     def close(self) -> None:
         """Publish everything written; a second call does nothing."""
@@ -146,21 +157,24 @@ class S3JsonlWriter(_JsonlWriter):
 
     def _write(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) >= self._current_part_size():
-            self._flush_part()
+        # A run of many lines (write_lines) can fill several parts: cut them at the part size
+        # (parts are bytes; a line may straddle two), so the buffer stays about one part.
+        while len(self._buffer) >= (size := self._current_part_size()):
+            self._flush_part(size)
 
     def _current_part_size(self) -> int:
         return self.part_size << (len(self._parts) // PARTS_PER_SIZE_STEP)
 
-    def _flush_part(self) -> None:
+    def _flush_part(self, size: int | None = None) -> None:
+        """Upload the buffer's first ``size`` bytes (all of it by default) as the next part."""
         if self._upload_id is None:
             response = self._s3.create_multipart_upload(**self._object_args, ChecksumAlgorithm="CRC32")
             self._upload_id = response["UploadId"]
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS:,} parts; use a larger part_size")
-        body = bytes(self._buffer)
-        self._buffer.clear()
+        body = bytes(self._buffer[:size]) if size is not None else bytes(self._buffer)
+        del self._buffer[: len(body)]
         response = self._s3.upload_part(
             Bucket=self.bucket,
             Key=self.key,

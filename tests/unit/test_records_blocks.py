@@ -1,0 +1,342 @@
+"""The block lane gives, byte for byte, what the per-record lane gives.
+
+``process_records`` reads CSV/TSV and JSONL in numeric blocks for models that take one numeric
+array, and falls back to records wherever a block could differ. These tests hold it to the
+per-record lane as it was before blocks existed: ``read_records`` → ``predict_records`` →
+one ``json.dumps`` line per outcome. Small block sizes put chunk boundaries everywhere, and
+hypothesis mixes clean numeric rows with every corner the adversarial suites know (quotes, id
+columns, empty cells, ragged rows, text, NaN, objects, blank lines, BOM, CRLF, lone CR, bad
+UTF-8, over-long lines).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto
+
+from sinfer.codecs.outputs import to_jsonable
+from sinfer.inference.batch import predict_records, process_records
+from sinfer.inference.model import LoadedModel
+from sinfer.records import RecordBlock, read_blocks, read_records
+from sinfer.records import readers as readers_module
+from sinfer.records.types import _json_line
+from tests.unit.onnx_graphs import identity, load
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.lines = 0
+
+    def write_lines(self, data: bytes, lines: int) -> None:
+        self.data += data
+        self.lines += lines
+
+
+def per_record_output(model: LoadedModel, data: bytes, name: str) -> tuple[bytes, dict[str, int]]:
+    """The per-record lane as it was: one json.dumps line per outcome."""
+    out = bytearray()
+    counts = {"records": 0, "predictions": 0, "errors": 0}
+    for outcome in predict_records(model, read_records(io.BytesIO(data), name), overlap=False):
+        counts["records"] += 1
+        if outcome.error is None:
+            counts["predictions"] += 1
+            obj: dict[str, Any] = {
+                "id": to_jsonable(outcome.record.id),
+                "prediction": to_jsonable(outcome.prediction),
+            }
+        else:
+            counts["errors"] += 1
+            error = {"code": outcome.error.code, "message": outcome.error.message}
+            obj = {"id": to_jsonable(outcome.record.id), "error": error}
+        out += _json_line(obj)
+    return bytes(out), counts
+
+
+def block_output(
+    model: LoadedModel, data: bytes, name: str, *, overlap: bool = True
+) -> tuple[bytes, dict[str, int]]:
+    sink = Sink()
+    counts = process_records(model, io.BytesIO(data), name, sink, overlap=overlap)
+    assert sink.lines == counts["records"] == counts["predictions"] + counts["errors"]
+    assert sink.data.count(b"\n") == sink.lines
+    return bytes(sink.data), counts
+
+
+def assert_same(model: LoadedModel, data: bytes, name: str) -> None:
+    expected = per_record_output(model, data, name)
+    assert block_output(model, data, name) == expected
+    assert block_output(model, data, name, overlap=False) == expected
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("store")
+    identity(folder, "float3", TensorProto.FLOAT, ["N", 3])
+    identity(folder, "int3", TensorProto.INT64, ["N", 3])
+    identity(folder, "anyfloat", TensorProto.FLOAT, ["N", None])
+    identity(folder, "bool2", TensorProto.BOOL, ["N", 2])
+    identity(
+        folder,
+        "named",
+        TensorProto.FLOAT,
+        ["N", 3],
+        manifest={"inputs": {"x": {"kind": "tabular", "columns": ["a", "b", "c"]}}},
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models(store: Path) -> dict[str, LoadedModel]:
+    return {name: load(store, name) for name in ("float3", "int3", "anyfloat", "bool2", "named")}
+
+
+@pytest.fixture(scope="module")
+def digits() -> LoadedModel:
+    return load(MODELS, "digits")
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunk boundaries every few lines, so every test crosses many of them.
+    monkeypatch.setattr(readers_module, "BLOCK_BYTES", 64)
+
+
+# --- the fast lane is taken --------------------------------------------------------------
+
+
+def test_a_clean_numeric_csv_is_read_as_blocks_that_equal_its_records() -> None:
+    data = b"a,b,c\n" + b"".join(b"%d,%d.5,-%de3\n" % (i, i, i) for i in range(50))
+    items = list(read_blocks(io.BytesIO(data), "x.csv"))
+    assert items
+    assert all(isinstance(item, RecordBlock) for item in items)
+    records = read_records(io.BytesIO(data), "x.csv")
+    flat = [r for item in items if isinstance(item, RecordBlock) for r in item.records()]
+    assert [(r.index, r.id, r.value) for r in flat] == [(r.index, r.id, r.value) for r in records]
+    rows = np.concatenate([item.array for item in items if isinstance(item, RecordBlock)])
+    assert rows.tolist() == [list(r.value.values()) for r in flat]
+
+
+def test_a_clean_jsonl_is_read_as_blocks() -> None:
+    data = b"".join(b"[%d,%d.25,true]\n" % (i, i) for i in range(40))
+    items = list(read_blocks(io.BytesIO(data), "x.jsonl"))
+    assert all(isinstance(item, RecordBlock) for item in items)
+    assert sum(len(item.array) for item in items if isinstance(item, RecordBlock)) == 40
+
+
+def test_digits_csv_and_jsonl_give_the_per_record_lines(digits: LoadedModel) -> None:
+    rows = np.random.default_rng(7).integers(0, 17, (300, 64))
+    header = ",".join(f"p{i}" for i in range(64)).encode()
+    csv_data = header + b"\n" + b"".join(b",".join(b"%d" % v for v in row) + b"\n" for row in rows)
+    jsonl_data = b"".join(json.dumps(row).encode() + b"\n" for row in rows.tolist())
+    assert_same(digits, csv_data, "d.csv")
+    assert_same(digits, jsonl_data, "d.jsonl")
+
+
+def test_a_block_the_model_refuses_is_rerun_record_by_record(models: dict[str, LoadedModel]) -> None:
+    # Fractions for an int64 input: the block fails validation as a whole, records fail alone.
+    data = b"a,b,c\n1,2,3\n4,5.5,6\n7,8,9\n" * 5
+    assert_same(models["int3"], data, "x.csv")
+
+
+def test_tabular_columns_in_declared_order_take_the_block_lane(models: dict[str, LoadedModel]) -> None:
+    named = models["named"]
+    for header in (b"a,b,c", b"c,b,a", b"a,b,d", b"x,a,b"):
+        assert_same(named, header + b"\n1,2,3\n4,5,6\n", "x.csv")
+
+
+# --- everything else is the per-record lane, line for line --------------------------------
+
+
+CSV_CASES = [
+    b"",
+    b"a,b,c",
+    b"a,b,c\n",
+    b"\xef\xbb\xbfa,b,c\n1,2,3\n",
+    b"a,b,c\r\n1,2,3\r\n4,5,6\r\n",
+    b"a,b,c\n1,2,3\r4,5,6\n",
+    b"a,b,c\n1,2,3\n\n4,5,6\n\n",
+    b'a,b,c\n1,"2",3\n"4\n5",6,7\n8,9,10\n',
+    b'"a","b","c"\n1,2,3\n',
+    b"\na,b,c\n1,2,3\n",
+    b"id,a,b,c\nx,1,2,3\n,4,5,6\n",
+    b"a,b,c\n1,,3\n1,2\n1,2,3,4\n 1 , 2 ,3\n",
+    b"a,b,c\nnan,inf,-inf\n1e400,-0,+.5\n1_0,0x10,abc\n",
+    b"a,b,c\n1,2,\xff\n1,2,3\n",
+    b"a,b,x\n1,2,3\n",
+    b"b64\n1\n",
+    b"a,b,c\n99999999999999999999,1,2\n1,2,3",
+    b"a,b,c\n1,2,3\n" + b"1," * 200 + b"3\n4,5,6\n",
+    b"a,a,b\n1,2,3\n",
+]
+
+
+@pytest.mark.parametrize("data", CSV_CASES, ids=range(len(CSV_CASES)))
+@pytest.mark.parametrize("model_name", ["float3", "int3", "anyfloat", "named"])
+def test_csv_corner_cases_match(models: dict[str, LoadedModel], model_name: str, data: bytes) -> None:
+    model = models[model_name]
+    for payload, name in ((data, "x.csv"), (data.replace(b",", b"\t"), "x.tsv")):
+        assert outcome_of(block_output, model, payload, name) == outcome_of(
+            per_record_output, model, payload, name
+        )
+
+
+def outcome_of(run: Any, *args: Any) -> Any:
+    """The output, or the file-level error (type and message), which must be the same too."""
+    try:
+        return run(*args)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+JSONL_CASES = [
+    b"",
+    b"\n\n",
+    b"\xef\xbb\xbf[1,2,3]\n[4,5,6]\n",
+    b"[1,2,3]\r\n[4,5,6]\r\n",
+    b"[1,2,3]\n\n[4,5,6]\n   \n",
+    b"[1,2,3]\n[1,2]\n[1,2,3,4]\n[[1,2,3]]\n",
+    b"[1,2,3][4,5,6]\n[1,2,3],[4,5,6]\n[7,8,9]\n",
+    b"[NaN,Infinity,-Infinity]\n[1e400,-0,-0.0]\n",
+    b'[1,2,"3"]\n{"id":"a","instance":[1,2,3]}\n{"x":[1,2,3]}\n[null,1,2]\n',
+    b"[true,false,true]\n[1,true,2.5]\n[2,3,4]\n",
+    b"[18446744073709551616,1,2]\n[9223372036854775808,1,2]\n[9007199254740993,0.5,1]\n",
+    b"[9007199254740993,1,2]\n[1.5,2,3]\n",
+    b"[1,2,3]\n[1,2,\xff]\n[4,5,6]",
+    b"[1,2,3]\n" + b"[" + b"1," * 100 + b"1]\n[4,5,6]\n",
+    b"[1,2,3]\n[1,2,",
+    b"[[1],[2],[3]]\n[[4],[5],[6]]\n",
+    b"[]\n[]\n",
+    b"1\n2\n",
+    b"[1.5,2.5,3.5]\n" * 20,
+]
+
+
+@pytest.mark.parametrize("data", JSONL_CASES, ids=range(len(JSONL_CASES)))
+@pytest.mark.parametrize("model_name", ["float3", "int3", "anyfloat", "bool2"])
+def test_jsonl_corner_cases_match(models: dict[str, LoadedModel], model_name: str, data: bytes) -> None:
+    assert_same(models[model_name], data, "x.jsonl")
+
+
+def test_over_long_jsonl_lines_match(models: dict[str, LoadedModel]) -> None:
+    model = models["float3"]
+    data = b"[1,2,3]\n" + b"[" + b"1," * 5000 + b"1]\n[4,5,6]\n"
+    expected = per_record_output(model, data, "x.jsonl")
+    sink = Sink()
+    process_records(model, io.BytesIO(data), "x.jsonl", sink)
+    assert (bytes(sink.data), sink.lines) == (expected[0], expected[1]["records"])
+
+
+# --- property: any mix of rows ------------------------------------------------------------
+
+NUMBER_CELLS = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.integers(0, 20).map(str),
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.sampled_from(["1e5", "-0", "+.5", "1.", "007", "2E-3", "99999999999999999999"]),
+)
+ODD_CELLS = st.sampled_from(["", " 1", "nan", "inf", "abc", '"1"', "1,5", "\xe9", "1 ", "-", "."])
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> bytes:
+    columns = draw(st.integers(1, 4))
+    id_column = draw(st.booleans()) and draw(st.booleans())
+    header = [f"c{i}" for i in range(columns)] + (["id"] if id_column else [])
+    lines = [",".join(header)]
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.sampled_from(["clean"] * 8 + ["odd", "ragged", "blank"]))
+        if kind == "blank":
+            lines.append("")
+            continue
+        count = len(header) + (draw(st.sampled_from([-1, 1])) if kind == "ragged" else 0)
+        cells = [
+            draw(ODD_CELLS if kind == "odd" and draw(st.booleans()) else NUMBER_CELLS) for _ in range(count)
+        ]
+        lines.append(",".join(cells))
+    newline = draw(st.sampled_from(["\n"] * 6 + ["\r\n", "\r"]))
+    text = newline.join(lines) + (newline if draw(st.booleans()) else "")
+    return text.encode()
+
+
+@st.composite
+def jsonl_files(draw: st.DrawFn) -> bytes:
+    width = draw(st.integers(1, 3))
+    lines = []
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.sampled_from(["clean"] * 8 + ["odd", "blank", "ragged"]))
+        if kind == "blank":
+            lines.append(draw(st.sampled_from(["", "  ", "\r"])))
+        elif kind == "odd":
+            lines.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            "[1,2,",
+                            "{}",
+                            '{"id":1,"instance":[1,2,3]}',
+                            "[NaN,1,2]",
+                            "7",
+                            "[true,1,2]",
+                            "[1,[2],3]",
+                            "\xff",
+                        ]
+                    )
+                )
+            )
+        else:
+            count = width + (draw(st.sampled_from([-1, 1])) if kind == "ragged" else 0)
+            values = draw(
+                st.lists(
+                    st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=False, allow_infinity=False)),
+                    min_size=count,
+                    max_size=count,
+                )
+            )
+            lines.append(json.dumps(values))
+    newline = draw(st.sampled_from(["\n"] * 6 + ["\r\n"]))
+    return (newline.join(lines) + (newline if draw(st.booleans()) else "")).encode("utf-8", "surrogateescape")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=csv_files(), block=st.integers(8, 300), model_name=st.sampled_from(["anyfloat", "int3", "float3"])
+)
+def test_any_csv_gives_the_per_record_lines(
+    models: dict[str, LoadedModel], monkeypatch: pytest.MonkeyPatch, data: bytes, block: int, model_name: str
+) -> None:
+    monkeypatch.setattr(readers_module, "BLOCK_BYTES", block)
+    model = models[model_name]
+    assert block_output(model, data, "x.csv") == per_record_output(model, data, "x.csv")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=jsonl_files(), block=st.integers(8, 300), model_name=st.sampled_from(["anyfloat", "int3", "float3"])
+)
+def test_any_jsonl_gives_the_per_record_lines(
+    models: dict[str, LoadedModel], monkeypatch: pytest.MonkeyPatch, data: bytes, block: int, model_name: str
+) -> None:
+    monkeypatch.setattr(readers_module, "BLOCK_BYTES", block)
+    model = models[model_name]
+    assert block_output(model, data, "x.jsonl") == per_record_output(model, data, "x.jsonl")
+
+
+def test_gzip_and_big_files_stream_in_blocks(models: dict[str, LoadedModel]) -> None:
+    import gzip
+
+    rows = b"".join(b"%d,%d,%d\n" % (i, i + 1, i + 2) for i in range(2000))
+    data = gzip.compress(b"a,b,c\n" + rows)
+    assert block_output(models["float3"], data, "x.csv.gz") == per_record_output(
+        models["float3"], data, "x.csv.gz"
+    )
