@@ -22,12 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
-from sinfer.codecs.outputs import to_jsonable
 from sinfer.inference.batch import predict_records, process_records
 from sinfer.inference.model import LoadedModel
-from sinfer.records import RecordBlock, read_blocks, read_records
+from sinfer.records import RecordBlock, error_line, prediction_line, read_blocks, read_records
 from sinfer.records import readers as readers_module
-from sinfer.records.types import _json_line
 from tests.unit.onnx_graphs import identity, load
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -44,22 +42,17 @@ class Sink:
 
 
 def per_record_output(model: LoadedModel, data: bytes, name: str) -> tuple[bytes, dict[str, int]]:
-    """The per-record lane as it was: one json.dumps line per outcome."""
+    """The per-record lane: a Record, an Outcome and one ``prediction_line``/``error_line`` each."""
     out = bytearray()
     counts = {"records": 0, "predictions": 0, "errors": 0}
     for outcome in predict_records(model, read_records(io.BytesIO(data), name), overlap=False):
         counts["records"] += 1
         if outcome.error is None:
             counts["predictions"] += 1
-            obj: dict[str, Any] = {
-                "id": to_jsonable(outcome.record.id),
-                "prediction": to_jsonable(outcome.prediction),
-            }
+            out += prediction_line(outcome.record.id, outcome.prediction)
         else:
             counts["errors"] += 1
-            error = {"code": outcome.error.code, "message": outcome.error.message}
-            obj = {"id": to_jsonable(outcome.record.id), "error": error}
-        out += _json_line(obj)
+            out += error_line(outcome.record.id, outcome.error.code, outcome.error.message)
     return bytes(out), counts
 
 

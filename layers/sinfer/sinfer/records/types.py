@@ -68,28 +68,13 @@ def prediction_lines(start: int, predictions: Sequence[Any]) -> bytes:
 
     For a block of records whose ids are their indices: one orjson call per prediction instead
     of ``to_jsonable`` and ``json.dumps`` per line (about 10x faster). A prediction that orjson
-    refuses, or whose bytes might differ from json's, is written as ``prediction_line`` writes it.
+    refuses sends the block through ``prediction_line``, which decides per line.
     """
     try:
         bodies = [orjson.dumps(p, option=_STRICT) for p in predictions]
     except TypeError:  # orjson.JSONEncodeError: a value orjson does not write natively
         return b"".join([prediction_line(start + i, p) for i, p in enumerate(predictions)])
-    lines = [b'{"id":%d,"prediction":%b}\n' % (start + i, body) for i, body in enumerate(bodies)]
-    # _may_differ, inlined: a call per line costs as much as the test itself.
-    for i in [i for i, body in enumerate(bodies) if b"e-" in body or b"0.0000" in body]:
-        lines[i] = _json_prediction_line(start + i, predictions[i])
-    return b"".join(lines)
-
-
-def _json_prediction_line(id: int, prediction: Any) -> bytes:
-    # orjson wrote it, so it holds only JSON-native values, which to_jsonable leaves as json
-    # writes them (tuples are lists to both): json.dumps alone, unless it raises (NaN, which
-    # to_jsonable makes null; a lone surrogate), when prediction_line's full path decides.
-    try:
-        text = json.dumps(prediction, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return b'{"id":%d,"prediction":%b}\n' % (id, text.encode("utf-8"))
-    except (ValueError, UnicodeEncodeError):
-        return prediction_line(id, prediction)
+    return b"".join([b'{"id":%d,"prediction":%b}\n' % (start + i, body) for i, body in enumerate(bodies)])
 
 
 # Types orjson would write that json refuses: refused here too, so that json decides.
@@ -98,29 +83,15 @@ _STRICT: Final = (
 )
 
 
-def _may_differ(data: bytes) -> bool:
-    """Whether orjson's bytes might differ from ``json.dumps(separators=(",", ":"), ensure_ascii=False)``.
-
-    On JSON-native values they differ only in floats under 1e-4: negative exponents
-    ("1e-07" vs "1e-7") and 1e-5 to 1e-4 ("1e-05" vs "0.00001"). Strings (every code point),
-    integers, other floats, true/false/null and key order come out identically (checked over
-    millions of floats: tests/unit/test_records_lines.py). Substring tests, because they are
-    memchr-fast; a string that happens to contain one only costs the json path.
-    """
-    return b"e-" in data or b"0.0000" in data
-
-
 def _line(obj: dict[str, Any]) -> bytes:
-    # orjson first (several times faster); json whenever orjson refuses (numpy scalars, lone
-    # surrogates, integers past 64 bits, non-string keys) or its bytes might differ.
+    # orjson (several times faster than json), and json only where orjson refuses a value
+    # (numpy scalars, lone surrogates, integers past 64 bits, non-string keys). Both write the
+    # same JSON values; they spell floats under 1e-4 differently ("1e-7" and "0.00005" from
+    # orjson, "1e-07" and "5e-05" from json), which every JSON reader reads as the same number.
     try:
-        data = orjson.dumps(obj, option=_STRICT | orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(obj, option=_STRICT | orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        pass
-    else:
-        if not _may_differ(data):
-            return data
-    return _json_line(obj)
+        return _json_line(obj)
 
 
 def _json_line(obj: dict[str, Any]) -> bytes:
