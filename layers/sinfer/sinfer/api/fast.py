@@ -54,6 +54,11 @@ _ROUTE = re.compile(
     rf"|2/models/(?P<v2>{_NAME})(?:/versions/(?P<v2version>{_NAME}))?/infer)"
 )
 
+# orjson reads an integer literal beyond 64 bits as a float (10**26 becomes 1e26, and
+# -(2**63)-1 becomes -2**63, which then passes an int64 range check), where json keeps it
+# exact and validation refuses it. A body with any run of 19 digits is the resolver's.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
 
 def handle(event: dict[str, Any]) -> dict[str, Any] | None:
     """The proxy response for a prediction that succeeds, or None: the resolver's turn."""
@@ -113,6 +118,8 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
 def _predict(name: str, version: str | None, body: bytes) -> str | None:
     """KServe v1 ``:predict`` (routes._predict's work), or None where its rules say no."""
     model = default_registry().get(name, version)
+    if _LONG_DIGITS.search(body):
+        return None
     instances = kserve_v1.instances_of(orjson.loads(body))  # a refusal raises: the resolver reports it
     check_instance_count(len(instances))
     predictions = model.predict(instances)
