@@ -235,7 +235,7 @@ def _run(
         s3.put_bytes(
             ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json"
         )
-        finished = jobs.transition(
+        finished = jobs.transition_to(
             job.job_id,
             "COMPLETED",
             owner=owner,
@@ -245,8 +245,8 @@ def _run(
     except BaseException as exc:  # release the claim, so a redelivery is not refused as busy
         jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
         raise _transient_or(exc) from exc
-    if finished:
-        notify(jobs, job.job_id, config)
+    if finished is not None:
+        notify(jobs, job.job_id, config, finished)
     logger.info("completed", extra={"job_id": job.job_id, **counts, "seconds": round(seconds, 3)})
     return IngestResult("completed", job.job_id, counts=counts, output=job.output)
 
@@ -257,13 +257,13 @@ def _is_foundation_model(manifest: dict[str, Any]) -> bool:
     return is_bedrock_manifest(manifest)
 
 
-def notify(jobs: JobStore, job_id: str, config: Settings) -> None:
-    """Publish a terminal job's stored record, then mark it notified.
+def notify(jobs: JobStore, job_id: str, config: Settings, stored: Job | None = None) -> None:
+    """Publish a terminal job's stored record (read here unless given), then mark it notified.
 
     Notifications are at least once: a failed publish raises (the message is redelivered and
     the duplicate path publishes again); a crash between publish and mark may repeat one.
     """
-    stored = jobs.get(job_id)
+    stored = stored or jobs.get(job_id)
     if stored is None:
         return
     try:
@@ -314,10 +314,11 @@ def _fail(
         job, "FAILED", counts, started_at, time.perf_counter() - started, config, error=message
     )
     s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
-    if jobs.transition(
+    failed = jobs.transition_to(
         job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
-    ):
-        notify(jobs, job.job_id, config)
+    )
+    if failed is not None:
+        notify(jobs, job.job_id, config, failed)
     logger.warning("failed", extra={"job_id": job.job_id, "error": message})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 

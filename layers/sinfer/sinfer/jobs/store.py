@@ -178,6 +178,35 @@ class JobStore:
         fields: dict[str, Any] | None = None,
     ) -> bool:
         """Set ``status`` (and fields) if the job is in ``allowed_from`` (and owned by ``owner``)."""
+        return self._transition(job_id, to, owner, allowed_from, fields, returning=False) is not None
+
+    def transition_to(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        owner: str | None = None,
+        allowed_from: tuple[str, ...] = (),
+        fields: dict[str, Any] | None = None,
+    ) -> Job | None:
+        """:meth:`transition`, returning the job as it now stands (None if it did not move).
+
+        For a caller that goes on to publish the job: the update's own ``ALL_NEW`` answer saves
+        reading it back (one DynamoDB call per file on the asynchronous path).
+        """
+        item = self._transition(job_id, to, owner, allowed_from, fields, returning=True)
+        return Job.from_item(_deserialize(item)) if item else None
+
+    def _transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        owner: str | None,
+        allowed_from: tuple[str, ...],
+        fields: dict[str, Any] | None,
+        *,
+        returning: bool,
+    ) -> dict[str, Any] | None:
         sets = {"updated_at": now_iso(), **(fields or {})}
         names = {"#s": "status"}
         values: dict[str, Any] = {":to": to}
@@ -201,19 +230,21 @@ class JobStore:
         if to in TERMINAL or to in ("ROUTED", "QUEUED"):
             update += " REMOVE lease_until"
         try:
-            self.ddb.update_item(
+            result = self.ddb.update_item(
                 TableName=self.table,
                 Key={"job_id": {"S": job_id}},
                 UpdateExpression=update,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_NEW" if returning else "NONE",
             )
         except Exception as exc:
             if _is_condition_failure(exc):
-                return False
+                return None
             raise
-        return True
+        attributes: dict[str, Any] = result.get("Attributes") or {}
+        return attributes
 
     # --- batch: indexes over status/lane and parent ----------------------------------------
 
