@@ -170,8 +170,10 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
     """The lines of consecutive records that start a cell: one array if they can, else records."""
     rows = [piece for piece in pieces if isinstance(piece, _Rows)]
     # Mixed JSON types (bool, int64, float64 blocks) would be promoted together where each
-    # record keeps its own: those cells take the per-record lane.
-    if len(rows) == len(pieces) and len({piece.block.array.dtype for piece in rows}) == 1:
+    # record keeps its own, and blocks of different widths do not stack: those cells take the
+    # per-record lane.
+    kinds = {(piece.block.array.dtype, piece.block.array.shape[1:]) for piece in rows}
+    if len(rows) == len(pieces) and len(kinds) == 1:
         arrays = [piece.array for piece in rows]
         array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
         try:
