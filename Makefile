@@ -101,8 +101,11 @@ fmt: venv  ## format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two workers, each taking whole test files (fixtures are per module; the load test is one file).
+PYTEST_WORKERS ?= 2
+
 test: lint build  ## everything CI runs: lint, sam build + size check, then unit, functional and integration tests
-	$(TEST_ENV) $(PY) -m pytest -q
+	$(TEST_ENV) $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-unit: venv  ## unit tests only (no network, no subprocesses)
 	$(TEST_ENV) $(PY) -m pytest -q tests/unit
