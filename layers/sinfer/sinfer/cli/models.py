@@ -386,13 +386,14 @@ def _source_files(source: Path) -> tuple[Path | None, Path | None]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The source's model.json, read as the store reads one (a refusal says why, as a CLI error)."""
+    from sinfer.errors import ManifestError
+    from sinfer.model.store import read_manifest_file
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise CliError(f"{path}: expected a JSON object")
-    return raw
+        return read_manifest_file(path) or {}
+    except ManifestError as exc:
+        raise CliError(exc.message) from None
 
 
 def _validate_onnx(onnx: Path, raw: dict[str, Any], name: str, version: str) -> None:
