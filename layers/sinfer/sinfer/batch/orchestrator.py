@@ -726,7 +726,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     s3.put_bytes(
         ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
     )
-    if ctx.jobs.transition(
+    completed = ctx.jobs.transition_to(
         parent.job_id,
         "COMPLETED",
         allowed_from=("MERGING",),
@@ -737,8 +737,9 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
             "input_tokens": tokens[0],
             "output_tokens": tokens[1],
         },
-    ):
-        notify(ctx.jobs, parent.job_id, ctx.config)
+    )
+    if completed is not None:
+        notify(ctx.jobs, completed, ctx.config)
     logger.info("batch file merged", extra={"job_id": parent.job_id, **counts})
     return counts
 
@@ -755,10 +756,11 @@ def _cost(target: Target, tokens: list[int]) -> dict[str, Any]:
 def _fail_parent(job: Job, message: str, ctx: Context) -> None:
     from sinfer.jobs.ingest import notify
 
-    if ctx.jobs.transition(
+    failed = ctx.jobs.transition_to(
         job.job_id, "FAILED", allowed_from=("ROUTED", "SUBMITTED"), fields={"error": message}
-    ):
-        notify(ctx.jobs, job.job_id, ctx.config)
+    )
+    if failed is not None:
+        notify(ctx.jobs, failed, ctx.config)
 
 
 # --- sweeper ---------------------------------------------------------------------------------------

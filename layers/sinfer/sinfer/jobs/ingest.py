@@ -136,7 +136,7 @@ def process_object(
     claim = jobs.claim(job, owner, config.lease_seconds)
     if claim.outcome == "duplicate":
         if claim.job.status in TERMINAL and not claim.job.extra.get("notified"):
-            notify(jobs, job_id, config)  # the first delivery finished but failed to notify
+            notify(jobs, claim.job, config)  # the first delivery finished but failed to notify
         logger.info(
             "duplicate delivery: job already handled", extra={"job_id": job_id, "status": claim.job.status}
         )
@@ -246,7 +246,7 @@ def _run(
         jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
         raise _transient_or(exc) from exc
     if finished is not None:
-        notify(jobs, job.job_id, config, finished)
+        notify(jobs, finished, config)
     logger.info("completed", extra={"job_id": job.job_id, **counts, "seconds": round(seconds, 3)})
     return IngestResult("completed", job.job_id, counts=counts, output=job.output)
 
@@ -257,15 +257,15 @@ def _is_foundation_model(manifest: dict[str, Any]) -> bool:
     return is_bedrock_manifest(manifest)
 
 
-def notify(jobs: JobStore, job_id: str, config: Settings, stored: Job | None = None) -> None:
-    """Publish a terminal job's stored record (read here unless given), then mark it notified.
+def notify(jobs: JobStore, stored: Job, config: Settings) -> None:
+    """Publish a terminal job's stored record, then mark it notified.
 
+    ``stored`` is the job as the table holds it: the answer of the update that made it terminal
+    (``JobStore.transition_to``), or of the read that found it so; never read back here.
     Notifications are at least once: a failed publish raises (the message is redelivered and
     the duplicate path publishes again); a crash between publish and mark may repeat one.
     """
-    stored = stored or jobs.get(job_id)
-    if stored is None:
-        return
+    job_id = stored.job_id
     try:
         publish_job(config.notify_topic_arn, stored.public())
     except BaseException as exc:
@@ -318,7 +318,7 @@ def _fail(
         job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
     if failed is not None:
-        notify(jobs, job.job_id, config, failed)
+        notify(jobs, failed, config)
     logger.warning("failed", extra={"job_id": job.job_id, "error": message})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 

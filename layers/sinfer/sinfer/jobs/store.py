@@ -178,7 +178,8 @@ class JobStore:
         fields: dict[str, Any] | None = None,
     ) -> bool:
         """Set ``status`` (and fields) if the job is in ``allowed_from`` (and owned by ``owner``)."""
-        return self._transition(job_id, to, owner, allowed_from, fields, returning=False) is not None
+        moved = self.transition_to(job_id, to, owner=owner, allowed_from=allowed_from, fields=fields)
+        return moved is not None
 
     def transition_to(
         self,
@@ -192,21 +193,9 @@ class JobStore:
         """:meth:`transition`, returning the job as it now stands (None if it did not move).
 
         For a caller that goes on to publish the job: the update's own ``ALL_NEW`` answer saves
-        reading it back (one DynamoDB call per file on the asynchronous path).
+        reading it back (one DynamoDB call per file on the asynchronous path). :meth:`transition`
+        is this, answering only whether the job moved.
         """
-        item = self._transition(job_id, to, owner, allowed_from, fields, returning=True)
-        return Job.from_item(_deserialize(item)) if item else None
-
-    def _transition(
-        self,
-        job_id: str,
-        to: JobStatus,
-        owner: str | None,
-        allowed_from: tuple[str, ...],
-        fields: dict[str, Any] | None,
-        *,
-        returning: bool,
-    ) -> dict[str, Any] | None:
         sets = {"updated_at": now_iso(), **(fields or {})}
         names = {"#s": "status"}
         values: dict[str, Any] = {":to": to}
@@ -237,14 +226,13 @@ class JobStore:
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_serialize(values),
-                ReturnValues="ALL_NEW" if returning else "NONE",
+                ReturnValues="ALL_NEW",  # costs no extra capacity, and saves a reader a GetItem
             )
         except Exception as exc:
             if _is_condition_failure(exc):
                 return None
             raise
-        attributes: dict[str, Any] = result.get("Attributes") or {}
-        return attributes
+        return Job.from_item(_deserialize(result["Attributes"]))
 
     # --- batch: indexes over status/lane and parent ----------------------------------------
 
