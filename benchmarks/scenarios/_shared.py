@@ -61,10 +61,19 @@ def reset_sinfer() -> None:
 @contextlib.contextmanager
 def bench_env(extra: dict[str, str] | None = None) -> Iterator[None]:
     """The Makefile's TEST_ENV (plus ``extra``) in os.environ, restored afterwards."""
-    wanted = {**BENCH_ENV, **(extra or {})}
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
-    reset_sinfer()
+    with patched_environ({**BENCH_ENV, **(extra or {})}):
+        reset_sinfer()
+        try:
+            yield
+        finally:
+            reset_sinfer()
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ; on exit each key is back as it was (or gone, if it was unset)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -73,7 +82,6 @@ def bench_env(extra: dict[str, str] | None = None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        reset_sinfer()
 
 
 # --- data --------------------------------------------------------------------------------

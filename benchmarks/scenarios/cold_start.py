@@ -174,22 +174,15 @@ def _in_process(env: dict[str, str]) -> None:
     """Tiny mode: run both children's code here, to prove it executes (no subprocess)."""
     import contextlib
     import io
-    import os
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    from benchmarks.scenarios._shared import patched_environ
+
+    with patched_environ(env):
         for template in (HANDLER_CHILD, BASELINE_CHILD):
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(compile(_code(template), "<bench-child>", "exec"), {"__name__": "__bench__"})
             json.loads(out.getvalue().strip().splitlines()[-1])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run(config: Config) -> ScenarioResult:
