@@ -32,9 +32,9 @@ class CountingFactory:
         self.paths: list[Path] = []
         self._lock = threading.Lock()
 
-    def __call__(self, path: Path) -> Any:
+    def __call__(self, path: str) -> Any:
         with self._lock:
-            self.paths.append(path)
+            self.paths.append(Path(path))
         time.sleep(self.delay)
         return create_session(path, threads=1)
 

@@ -23,7 +23,7 @@ def cpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     cpu_max = tmp_path / "cpu.max"
-    monkeypatch.setattr(session, "Path", lambda _: cpu_max)
+    monkeypatch.setattr(session, "CGROUP_CPU_MAX", str(cpu_max))
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
     monkeypatch.delenv("SINFER_THREADS", raising=False)
     return cpu_max

@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sinfer.errors import ModelNotFoundError, ModelNotReadyError, SinferError
@@ -20,7 +19,7 @@ from sinfer.inference.model import LoadedModel
 from sinfer.model.session import create_session
 from sinfer.model.store import ModelStore, open_store
 
-SessionFactory = Callable[[Path], Any]
+SessionFactory = Callable[[str], Any]  # the model.onnx path
 
 
 class ModelRegistry:
@@ -56,7 +55,7 @@ class ModelRegistry:
         started = time.perf_counter()
         files = self.store.fetch(name, version)
         try:
-            session = self._session_factory(files.onnx_path)
+            session = self._session_factory(os.fspath(files.onnx_file))
         except Exception as exc:  # an invalid graph: the model exists but cannot serve
             raise ModelNotReadyError(f"model {name!r} version {version!r} failed to load: {exc}") from None
         model = LoadedModel(files, session)

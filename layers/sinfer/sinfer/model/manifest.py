@@ -10,8 +10,8 @@ model's load with a message naming the field, rather than being silently ignored
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, cast
 
 from sinfer.errors import ManifestError
@@ -81,9 +81,10 @@ class Manifest:
         return cls()
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8") as handle:
+                raw = json.loads(handle.read())
         except (OSError, ValueError) as exc:
             raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
         return cls.from_dict(raw, source=str(path))

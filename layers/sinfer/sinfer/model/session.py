@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 LAMBDA_MB_PER_VCPU = 1769
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 
 
 def available_cpus() -> int:
     candidates = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1]
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        with open(CGROUP_CPU_MAX) as handle:
+            quota, period = handle.read().split()[:2]
         if quota != "max":
             candidates.append(max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -33,7 +34,7 @@ def available_cpus() -> int:
     return max(1, min(candidates))
 
 
-def create_session(model_path: Path | str, threads: int | None = None) -> Any:
+def create_session(model_path: str | os.PathLike[str], threads: int | None = None) -> Any:
     """An InferenceSession with full graph optimisation on the CPU provider."""
     import onnxruntime as ort  # deferred: only processes that run a model pay for the import
 
@@ -44,4 +45,6 @@ def create_session(model_path: Path | str, threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     # Lambda's /tmp is the only writable place; never write optimised models beside the source.
     options.log_severity_level = 3
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        os.fspath(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
