@@ -5,14 +5,19 @@ manifest only refines that: labels, how to read an input (tabular columns, image
 preprocessing), how to post-process an output, the sha256 that pins the file, batch limits and
 which batch backend takes large jobs. Parsing is strict, so a typo in a manifest fails the
 model's load with a message naming the field, rather than being silently ignored.
+
+The parsed records are ``NamedTuple`` classes, not dataclasses: immutable and typed alike, but
+Python 3.12 compiles every method a frozen dataclass generates when the module is imported
+(~1 ms a class), and these four sit on every cold start's path. A ``NamedTuple`` costs ~0.3 ms.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, cast
 
 from sinfer.errors import ManifestError
 
@@ -25,8 +30,7 @@ _INPUT_KINDS = ("tensor", "tabular", "image")
 _POSTPROCESS_KINDS = ("argmax", "top_k", "probabilities")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageSpec:
+class ImageSpec(NamedTuple):
     """How an encoded image (PNG/JPEG bytes) becomes the model's input tensor.
 
     Steps, in order: decode → colour mode → resize (width, height) → centre crop → float →
@@ -44,8 +48,7 @@ class ImageSpec:
     invert: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class InputDecl:
+class InputDecl(NamedTuple):
     """What the manifest says about one graph input."""
 
     kind: InputKind = "tensor"
@@ -53,8 +56,7 @@ class InputDecl:
     image: ImageSpec | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Postprocess:
+class Postprocess(NamedTuple):
     """Turn a scores/probabilities output into a label (and scores)."""
 
     kind: PostprocessKind
@@ -63,18 +65,19 @@ class Postprocess:
     softmax: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(NamedTuple):
+    """A parsed model.json; ``Manifest.empty()`` for a model without one."""
+
     name: str | None = None
     version: str | None = None
     description: str = ""
     sha256: str | None = None
     labels: tuple[str, ...] | None = None
-    inputs: dict[str, InputDecl] = field(default_factory=dict)
+    inputs: Mapping[str, InputDecl] = MappingProxyType({})
     postprocess: Postprocess | None = None
     max_batch_size: int | None = None
     batch_backend: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = MappingProxyType({})
 
     @classmethod
     def empty(cls) -> Manifest:

@@ -3,12 +3,14 @@
 Nothing here needs a manifest. Names, element types and shapes come from the session; the
 batch axis is inferred (a leading dimension that is symbolic, or fixed at 1), and the manifest
 only adds meaning (tabular column names, image preprocessing).
+
+``TensorSpec`` is a ``NamedTuple`` rather than a frozen dataclass for the reason the manifest's
+records are (see :mod:`sinfer.model.manifest`): it is defined on every cold start's path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,8 +20,7 @@ from sinfer.model.manifest import InputDecl, Manifest
 Dim = int | None
 
 
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
+class TensorSpec(NamedTuple):
     name: str
     onnx_type: str
     dtype: np.dtype[np.generic] | None

@@ -8,7 +8,8 @@ the manifest pins while streaming, so the bytes are read once.
 The local store works in ``os.path`` strings, not ``pathlib``: a prediction's cold start needs
 nothing else from pathlib, and importing it (with the urllib.parse and ipaddress it pulls in)
 costs ~4.5 ms of a ~160 ms cold start. ``Path`` objects are still offered where callers want
-them (:attr:`ModelFiles.onnx_path`, :attr:`LocalModelStore.root`), built on first use.
+them (:attr:`ModelFiles.onnx_path`, :attr:`LocalModelStore.root`), built on first use. For the
+same reason ``ModelFiles`` is a ``NamedTuple``, like the manifest's records.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
 from sinfer.model.manifest import Manifest
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-@dataclass(frozen=True, slots=True)
-class ModelFiles:
+class ModelFiles(NamedTuple):
     """A model version available on local disk, integrity already checked."""
 
     name: str
