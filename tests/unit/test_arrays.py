@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce
+from sinfer.codecs.arrays import PLAIN_VALUES, check_batch_shape, check_sample_shape, coerce, plain_numbers
 from sinfer.errors import InvalidInputError
 from sinfer.model.manifest import InputDecl
 from sinfer.model.signature import TensorSpec
 
-ONNX_TYPES = {np.float32: "float", np.int64: "int64", np.bool_: "bool", object: "string", np.uint8: "uint8"}
+ONNX_TYPES = {
+    np.float32: "float",
+    np.float64: "double",
+    np.float16: "float16",
+    np.int64: "int64",
+    np.bool_: "bool",
+    object: "string",
+    np.uint8: "uint8",
+}
 
 
 def spec(shape: tuple[int | None, ...] | None, dtype: Any = np.float32, name: str = "x") -> TensorSpec:
@@ -116,3 +126,63 @@ def test_integers_round_trip_into_int64(values: list[int]) -> None:
 def test_any_fractional_value_is_refused_by_integer_inputs(values: list[float]) -> None:
     with pytest.raises(InvalidInputError, match="fractional"):
         coerce(spec((None, None), np.int64), values)
+
+
+# --- plain_numbers: the direct conversion for small lists of plain numbers ----------------------
+
+_ELEMENTS = st.one_of(
+    st.floats(width=64),  # NaN, ±inf, ±0.0, subnormals, past float32's range
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-5, max_value=5),
+    st.booleans(),
+    st.sampled_from([None, "1.5", [1.0]]),
+)
+_PLAIN_VALUES = st.one_of(
+    st.lists(_ELEMENTS, max_size=8),
+    st.integers(min_value=1, max_value=8).flatmap(
+        lambda width: st.lists(st.lists(_ELEMENTS, min_size=width, max_size=width), min_size=1, max_size=4)
+    ),
+    st.lists(st.lists(_ELEMENTS, max_size=4), min_size=1, max_size=3),  # ragged, too
+)
+
+
+def _general_coerce(target: Any, value: Any) -> np.ndarray:
+    """coerce's general path (inference, checks, cast), with the direct conversion switched off."""
+    with mock.patch("sinfer.codecs.arrays.plain_numbers", return_value=None):
+        return coerce(spec(None, target), value)
+
+
+@given(_PLAIN_VALUES, st.sampled_from([np.float32, np.float64, np.float16, np.int64]))
+def test_plain_numbers_is_exactly_what_the_general_path_gives(value: Any, target: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and never warns (no overflow to silence)
+        got = plain_numbers(value, np.dtype(target))
+    if got is None:
+        return
+    expected = _general_coerce(target, value)
+    assert got.dtype == expected.dtype
+    assert got.shape == expected.shape
+    assert got.tobytes() == expected.tobytes()  # bit for bit: -0.0, rounding, subnormals
+
+
+def test_plain_numbers_takes_what_requests_carry_and_leaves_the_rest() -> None:
+    f32 = np.dtype(np.float32)
+    assert plain_numbers([[0.1, 2, True], [3.5, -4, False]], f32) is not None
+    assert plain_numbers([0.1, 2.0], np.dtype(np.float64)) is not None
+    left = [
+        ([1e39], f32),  # overflows float32: the general path casts it quietly to inf
+        ([float("nan"), 1.0], f32),
+        ([2**53 + 1], f32),  # an int a float64 rounds: one rounding only on the general path
+        (["1.5"], f32),
+        ([None], f32),
+        ([[1.0], [1.0, 2.0]], f32),  # ragged
+        ([1.0] * (PLAIN_VALUES + 1), f32),
+        ([1, 2], np.dtype(np.int64)),
+        ([1.0], np.dtype(np.float16)),
+        ([], f32),
+    ]
+    for value, target in left:
+        assert plain_numbers(value, target) is None, value
+    # and coerce still gives those their general answers
+    assert np.isinf(coerce(spec((None,)), [1e39])).all()
