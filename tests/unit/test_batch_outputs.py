@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
+from sinfer.codecs import outputs
 from sinfer.codecs.outputs import postprocess, postprocess_batch, to_jsonable
 from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry
@@ -290,3 +293,43 @@ def test_looped_fixed_batch_one_graph_with_postprocess(tmp_path: Path) -> None:
     negated, logits = model.run({"x": np.asarray(rows, np.float32)})
     assert np.array_equal(negated, -np.asarray(rows, np.float32), equal_nan=True)
     assert logits.shape == (3, 4)
+
+
+# --- small batches: formatted in plain Python, exactly as numpy over the batch -------------------
+
+_SCORES = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, 0.5, 1e-7, 3.4e38, -2.0, 65504.0]),  # ties, signed zeros, edges
+    st.floats(width=32),  # NaN and ±inf included: those tables take the numpy path
+)
+
+
+@st.composite
+def small_tables(draw: st.DrawFn) -> tuple[Any, tuple[str, ...] | None]:
+    count = draw(st.integers(1, outputs.SMALL_BATCH))
+    classes = draw(st.integers(1, outputs.SMALL_TABLE // count))
+    row = st.lists(_SCORES, min_size=classes, max_size=classes)
+    rows = draw(st.lists(row, min_size=count, max_size=count))
+    labels = draw(st.sampled_from([None, tuple(f"c{i}" for i in range(classes)), LABELS]))
+    form = draw(st.sampled_from(["float16", "float32", "float64", "zipmap"]))
+    if form == "zipmap":  # what ONNX Runtime returns for skl2onnx's ZipMap: int keys, Python floats
+        as32 = np.asarray(rows, np.float32).tolist()
+        return [{i: score for i, score in enumerate(row)} for row in as32], labels
+    with np.errstate(over="ignore"):
+        return np.asarray(rows, dtype=form), labels
+
+
+@given(small_tables(), st.sampled_from([rule for rule in RULES if not rule.softmax]))
+def test_small_batches_format_exactly_as_the_batch_path(table: Any, rule: Postprocess) -> None:
+    values, labels = table
+    numpy_path = outputs._score_table(values, labels)
+    assert numpy_path is not None
+    expected = outputs._apply(rule, *numpy_path)
+
+    small = outputs._apply_small(rule, values, labels)
+
+    finite = all(math.isfinite(s) for row in numpy_path[2].tolist() for s in row)
+    assert (small is not None) == finite  # every finite small table takes the Python path
+    if small is not None:
+        same(small, expected)
+    same(postprocess_batch(rule, values, labels), expected)
+    same(postprocess_batch(rule, values, labels), [reference_postprocess(rule, v, labels) for v in values])
