@@ -28,6 +28,7 @@ recorded for fast requests (Lambda's own X-Ray segment still is).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -62,6 +63,17 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = b"0" * 19
 
 
+@functools.lru_cache(maxsize=256)  # a function serves a few paths; matching costs ~3 us a request
+def _route(path: str) -> tuple[int, str, str | None] | None:
+    """A prediction route's (protocol 1 or 2, model name, version), or None for any other path."""
+    match = _ROUTE.fullmatch(path)
+    if match is None:
+        return None
+    if match["v1"] is not None:
+        return 1, match["v1"], match["v1version"]
+    return 2, match["v2"], match["v2version"]
+
+
 def _has_long_digit_run(body: bytes) -> bool:
     return _NINETEEN_DIGITS in body.translate(_DIGITS_AS_ZERO)
 
@@ -88,7 +100,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
         path = event["path"]
     if method != "POST":
         return None
-    route = _ROUTE.fullmatch(path)
+    route = _route(path)
     if route is None:
         return None
     # Powertools reads headers case-insensitively (last one wins, as here).
@@ -96,11 +108,8 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
     if not is_json(kserve_v1.media_type(headers.get("content-type"))):
         return None
     body = decode_body(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-encoding"))
-    name = route["v1"]
-    if name is not None:
-        text = _predict(name, route["v1version"], body)
-    else:
-        text = _infer(route["v2"], route["v2version"], body, headers)
+    protocol, name, version = route
+    text = _predict(name, version, body) if protocol == 1 else _infer(name, version, body, headers)
     if text is None:
         return None
     # Powertools' response shapes (ResponseBuilder.build and its header serialisers): REST gets
