@@ -9,6 +9,7 @@ defaults that cannot be shared by mutation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from sinfer.model.manifest import InputDecl, Manifest, Postprocess
-from sinfer.model.store import LocalModelStore, ModelFiles, open_store
+from sinfer.model.store import (
+    BUILTIN_SHA256_MAX_BYTES,
+    LocalModelStore,
+    ModelFiles,
+    _sha256_for,
+    open_store,
+    sha256_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -31,6 +39,7 @@ files = store.fetch("breast_cancer", store.resolve_version("breast_cancer", None
 print(json.dumps({
     "pathlib": "pathlib" in sys.modules,
     "dataclasses": "dataclasses" in sys.modules,
+    "openssl": "_hashlib" in sys.modules,
     "pinned": files.manifest.sha256,
     "onnx_file": files.onnx_file,
 }))
@@ -42,9 +51,10 @@ def test_fetching_a_local_model_imports_no_pathlib() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "sinfer")}
     out = subprocess.check_output([sys.executable, "-c", CHILD, str(MODELS)], env=env, text=True, timeout=60)
     report = json.loads(out.strip().splitlines()[-1])
-    # THEN neither pathlib nor dataclasses was imported, and the pinned hash was checked
+    # THEN neither pathlib, dataclasses nor OpenSSL was imported, and the pinned hash was checked
     assert report["pathlib"] is False
     assert report["dataclasses"] is False
+    assert report["openssl"] is False
     assert report["pinned"] is not None
     assert report["onnx_file"] == os.path.realpath(MODELS / "breast_cancer" / "1" / "model.onnx")
 
@@ -84,3 +94,27 @@ def test_records_compare_and_print_by_value() -> None:
     assert Postprocess(kind="top_k", k=3) != Postprocess(kind="top_k", k=4)
     assert repr(InputDecl()) == "InputDecl(kind='tensor', columns=None, image=None)"
     assert Manifest.from_dict({"labels": ["a"]}) == Manifest(labels=("a",))
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, BUILTIN_SHA256_MAX_BYTES, BUILTIN_SHA256_MAX_BYTES + 1, 3 * 1024 * 1024 + 7]
+)
+def test_sha256_file_is_hashlibs_sha256_at_every_size(tmp_path: Path, size: int) -> None:
+    # Small files take CPython's own sha256, large ones OpenSSL's; the digest cannot differ.
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+def test_openssl_hashes_large_files_and_whenever_it_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    openssl = type(hashlib.sha256())
+    assert type(_sha256_for(10)) is openssl  # this test process has loaded OpenSSL already
+    assert type(_sha256_for(BUILTIN_SHA256_MAX_BYTES + 1)) is openssl
+    monkeypatch.delitem(sys.modules, "_hashlib")  # as in a cold start
+    assert type(_sha256_for(BUILTIN_SHA256_MAX_BYTES + 1)) is openssl
+    assert type(_sha256_for(BUILTIN_SHA256_MAX_BYTES)) is not openssl
+    # An interpreter without CPython's own (before 3.12, or built without it) uses hashlib's.
+    monkeypatch.setitem(sys.modules, "_sha2", None)
+    assert type(_sha256_for(10)) is openssl
