@@ -13,13 +13,17 @@ import json
 import math
 import random
 import struct
+from collections import namedtuple
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sinfer.codecs.outputs import to_jsonable
 from sinfer.records import error_line, prediction_line, prediction_lines
+from sinfer.records.types import _line
 
 
 def json_line(obj: dict[str, Any]) -> bytes:
@@ -98,3 +102,44 @@ def test_every_code_point_is_written_as_json_writes_it() -> None:
 def test_prediction_lines_fall_back_for_values_orjson_refuses() -> None:
     odd = [np.float64(0.25), {2: "x"}, 2**65, float("inf"), (1, 2), b"bytes", [np.int32(3)]]
     assert prediction_lines(5, odd) == b"".join(old_prediction_line(5 + i, p) for i, p in enumerate(odd))
+
+
+class Key(str):
+    pass
+
+
+Pair = namedtuple("Pair", "a b")
+
+# Leaves orjson writes as they are, and leaves to_jsonable converts (which orjson refuses).
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+    | st.floats(width=32).map(np.float32)
+    | st.floats().map(np.float64)
+    | st.integers(-(2**40), 2**40).map(np.int64)
+    | st.binary(max_size=8)
+    | st.lists(st.floats(width=32), max_size=4).map(lambda v: np.asarray(v, dtype=np.float32))
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.tuples(inner, inner).map(lambda t: Pair(*t))
+        | st.dictionaries(st.text(max_size=3) | st.text(max_size=3).map(Key), inner, max_size=3)
+        | st.dictionaries(st.integers(-5, 5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(id=_VALUES, prediction=_VALUES)
+def test_a_prediction_line_is_its_values_made_jsonable_first(id: Any, prediction: Any) -> None:
+    # orjson on the values as they are, else to_jsonable first: the same bytes either way.
+    assert prediction_line(id, prediction) == _line(
+        {"id": to_jsonable(id), "prediction": to_jsonable(prediction)}
+    )

@@ -54,8 +54,18 @@ class Record:
 
 
 def prediction_line(id: Any, prediction: Any) -> bytes:
-    """``{"id": ..., "prediction": ...}`` and a newline."""
-    return _line({"id": to_jsonable(id), "prediction": to_jsonable(prediction)})
+    """``{"id": ..., "prediction": ...}`` and a newline.
+
+    orjson first, on the values as they are: it writes exactly what it would write after
+    ``to_jsonable`` (on plain str/int/float/bool/None/list/tuple/dict it changes nothing but
+    non-finite floats, which both make ``null``) and refuses everything ``to_jsonable``
+    converts (numpy values, bytes, non-string keys, subclasses), which then takes that path.
+    A prediction dict costs ~0.6 us this way and ~7 us through ``to_jsonable``.
+    """
+    try:
+        return orjson.dumps({"id": id, "prediction": prediction}, option=_STRICT | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError
+        return _line({"id": to_jsonable(id), "prediction": to_jsonable(prediction)})
 
 
 def error_line(id: Any, code: str, message: str) -> bytes:
