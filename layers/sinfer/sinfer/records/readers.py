@@ -823,12 +823,14 @@ def _records_of(reparse: Callable[[], tuple[list[Record], int]]) -> list[Record]
 
 
 def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, Any] | None:
-    sep = delimiter.encode()
-    if chunk.translate(None, _NUMERIC_BYTES + sep) or chunk.startswith(b"\n") or b"\n\n" in chunk:
+    # What is not a digit, newline or delimiter: nothing in an integer table, so one pass over
+    # the chunk answers both questions below.
+    other = chunk.translate(None, _DIGIT_BYTES + delimiter.encode())
+    if other.translate(None, _NUMBER_MARKS) or chunk.startswith(b"\n") or b"\n\n" in chunk:
         return None
     lines = chunk.splitlines()  # no \r here: splits at \n only
     array = None
-    if not chunk.translate(None, _DIGIT_BYTES + sep):
+    if not other:
         # Digits only: int64 parsing is faster, and converting an integer to float64 rounds
         # it exactly as float() rounds its digits (both correctly rounded); past int64's range
         # loadtxt refuses and the float parse below takes over.
@@ -853,4 +855,4 @@ def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, An
 
 
 _DIGIT_BYTES: Final = b"0123456789\n"
-_NUMERIC_BYTES: Final = _DIGIT_BYTES + b"+-.eE"
+_NUMBER_MARKS: Final = b"+-.eE"
