@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce, shape_fits
+from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce, plain_numbers, shape_fits
 from sinfer.codecs.instances import Sample, to_sample
 from sinfer.codecs.outputs import postprocess_batch, to_jsonable
 from sinfer.errors import InvalidInputError, ManifestError
@@ -44,6 +44,7 @@ class LoadedModel:
         self.max_batch = 1 if self.loops else (files.manifest.max_batch_size or DEFAULT_MAX_BATCH)
         dtype = self.inputs[0].dtype if len(self.inputs) == 1 else None
         self._takes_arrays = not self.loops and dtype is not None and dtype.kind in "biuf"
+        self._dtype: Any = dtype
         self._sample_shape = self.inputs[0].sample_shape if self._takes_arrays else None
         self._post = files.manifest.postprocess
         self._post_index = self._postprocess_output_index()
@@ -133,9 +134,14 @@ class LoadedModel:
         """
         if not self._takes_arrays or not instances:
             return None
-        if not all(type(instance) is list for instance in instances):
-            return None
+        # A request's rows of plain numbers, the usual case, are converted without coerce's
+        # general path (plain_numbers answers None for anything it cannot take exactly).
+        array = plain_numbers(instances, self._dtype) if type(instances[0]) is list else None
         try:
+            if array is not None:
+                return self._check_batch(array, len(instances))
+            if not all(type(instance) is list for instance in instances):
+                return None
             return self._validate_batch(instances, len(instances))
         except InvalidInputError:
             return None
@@ -146,14 +152,16 @@ class LoadedModel:
         return self._takes_arrays
 
     def _validate_batch(self, values: Any, count: int) -> np.ndarray[Any, Any]:
-        spec = self.inputs[0]
-        array = coerce(spec, values)
+        return self._check_batch(coerce(self.inputs[0], values), count)
+
+    def _check_batch(self, array: np.ndarray[Any, Any], count: int) -> np.ndarray[Any, Any]:
+        """A converted batch's shape: ``count`` instances, each of the input's sample shape."""
         if array.ndim == 0 or array.shape[0] != count:
-            raise InvalidInputError(f"input {spec.name!r}: expected {count} instances along axis 0")
+            raise InvalidInputError(f"input {self.input_names[0]!r}: expected {count} instances along axis 0")
         if count == 0 or self._sample_shape is None or shape_fits(self._sample_shape, array.shape[1:]):
             return array
         # Flat values for a fixed-shape input are reshaped, as per instance; else this raises.
-        one = check_sample_shape(spec, array[0])
+        one = check_sample_shape(self.inputs[0], array[0])
         return array.reshape((count, *one.shape))
 
     def predict_array(self, array: np.ndarray[Any, Any]) -> list[Any]:
