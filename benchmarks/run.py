@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, Config, ScenarioResult, machine, render_table  # noqa: E402
+from benchmarks.common import RESULTS, Config, Mode, ScenarioResult, machine, render_table  # noqa: E402
 from benchmarks.scenarios import SCENARIOS  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def report(results: Sequence[ScenarioResult], config: Config) -> dict[str, objec
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    mode = "quick" if args.quick else "tiny" if args.tiny else "full"
+    mode: Mode = "quick" if args.quick else "tiny" if args.tiny else "full"
     names = args.only or list(SCENARIOS)
     with tempfile.TemporaryDirectory(prefix="sinfer-bench-") as tmp:
         config = Config(mode=mode, workdir=args.workdir or Path(tmp), skip_build=args.skip_build)

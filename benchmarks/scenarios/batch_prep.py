@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from benchmarks.common import MODELS, Check, Config, Row, ScenarioResult, peak_rss_mb, run_child
 
@@ -130,10 +130,11 @@ def run_plain(input_path: Path, out_dir: Path) -> dict[str, Any]:
     request = entry["request"]
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    shard, written, out = 0, 0, None
+    shard, written = 0, 0
+    out: BinaryIO | None = None
     with input_path.open("rb") as stream:
         for index, line in enumerate(stream):
-            if written % MAX_RECORDS == 0:
+            if out is None or written % MAX_RECORDS == 0:
                 if out is not None:
                     out.close()
                 out = (out_dir / f"s{shard:04d}.jsonl").open("wb")
