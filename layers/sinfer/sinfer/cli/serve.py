@@ -260,6 +260,14 @@ def _sigterm_stops() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _serve_until_stopped(server: _Server) -> None:
+    """Serve until Ctrl-C (or SIGTERM, under :func:`_sigterm_stops`); the caller closes."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("sinfer serve: stopped", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.sagemaker:
         return run_sagemaker(args)
@@ -277,10 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 logical_id = function.spec.logical_id
                 stdout.write(f"sinfer serve: {server.url} ({logical_id}, {api}, MODEL_STORE={store})\n")
                 stdout.flush()
-                try:
-                    server.serve_forever()
-                except KeyboardInterrupt:
-                    print("sinfer serve: stopped", file=sys.stderr)
+                _serve_until_stopped(server)
         finally:
             server.server_close()
     return 0
@@ -301,10 +306,7 @@ def run_sagemaker(args: argparse.Namespace) -> int:
         try:
             server.start_loading(location)
             print(f"sinfer serve: {server.url} (SageMaker container, {location.describe()})", flush=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                print("sinfer serve: stopped", file=sys.stderr)
+            _serve_until_stopped(server)
         finally:
             server.server_close()
     return 0
