@@ -690,6 +690,35 @@ def test_a_routed_version_overwritten_before_submission_yields_to_the_newer_one(
     assert len(aws.lines(OUTPUT)) == 7
 
 
+def test_a_version_uploaded_while_the_batch_runs_keeps_the_older_merge_from_publishing(
+    aws: AwsStack, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a routed file whose key is uploaded again while its shards are being merged
+    configure(BATCH_BACKEND="local")
+    old = routed_job(aws, KEY, reviews(5), MODEL)
+    read_index = orchestrator.read_index
+    uploaded: list[str] = []
+
+    def upload_during_merge(lines: Any) -> Any:
+        if not uploaded:
+            uploaded.append(str(aws.put(KEY, reviews(7)).get("VersionId") or ""))
+        return read_index(lines)
+
+    monkeypatch.setattr(orchestrator, "read_index", upload_during_merge)
+
+    # WHEN the older version's batch finishes and merges
+    handle_submit({"job_id": old})
+
+    # THEN it fails as superseded and publishes nothing: the output and summary keys belong to
+    # the newer version's job
+    assert uploaded
+    failed = aws.job(old) or {}
+    assert failed["status"] == "FAILED"
+    assert failed["error"].startswith("superseded: version ")
+    assert OUTPUT not in aws.keys("outputs/")
+    assert SUMMARY not in aws.keys("outputs/")
+
+
 def test_a_file_being_submitted_is_left_alone_by_a_second_submitter(
     aws: AwsStack, configure: Configure
 ) -> None:

@@ -463,6 +463,39 @@ def test_versions_delivered_out_of_order_leave_the_latest_versions_results(aws: 
     assert aws.job(object_job_id(BUCKET, KEY, v1)) is None
 
 
+def test_a_version_uploaded_while_the_older_one_runs_keeps_the_older_from_publishing(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a versioned key whose next version is uploaded while the first is being predicted
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    v1 = aws.put(KEY, _records(3, "old"))["VersionId"]
+    process_records = ingest.process_records
+    newer: list[str] = []
+
+    def upload_while_running(*args: Any, **kwargs: Any) -> Any:
+        result = process_records(*args, **kwargs)
+        if not newer:
+            newer.append(aws.put(KEY, _records(5, "new"))["VersionId"])
+        return result
+
+    monkeypatch.setattr(ingest, "process_records", upload_while_running)
+
+    # WHEN the first version's run finishes after the second was uploaded
+    assert _deliver(sqs_for(aws, KEY, v1)) == {"batchItemFailures": []}
+
+    # THEN it publishes nothing (no output, no summary) and its job fails as superseded
+    older = aws.job(object_job_id(BUCKET, KEY, v1)) or {}
+    assert older["status"] == "FAILED"
+    assert older["error"].startswith(f"superseded: version {v1} ")
+    assert newer[0] in older["error"]
+    assert aws.keys("outputs/") == []
+    assert [(n["job_id"], n["status"]) for n in aws.notifications()] == [(older["job_id"], "FAILED")]
+
+    # AND the newer version's own event writes the results
+    assert _deliver(sqs_for(aws, KEY, newer[0])) == {"batchItemFailures": []}
+    assert assert_done_once(aws, KEY, _ids(5, "new"))["job_id"] == object_job_id(BUCKET, KEY, newer[0])
+
+
 def test_an_event_for_an_object_deleted_before_delivery_is_acknowledged(aws: AwsStack) -> None:
     aws.put(KEY, _records(3))
     event = sqs_for(aws, KEY)

@@ -51,7 +51,7 @@ from sinfer.config import Settings, settings
 from sinfer.errors import SinferError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs.store import JobStore, now_iso
-from sinfer.jobs.types import Job
+from sinfer.jobs.types import Job, superseded_by
 from sinfer.observability import logger
 from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records
 from sinfer.records.types import Record
@@ -200,7 +200,7 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     work = f"{ctx.config.batch_prefix}{job.job_id}/"
     try:
         head = s3.head(source.bucket, source.key)
-        superseded = _superseded(job, head)
+        superseded = superseded_by(job, head)
         if superseded:
             _fail_parent(job, f"superseded: {superseded}", ctx)
             return {"job_id": job_id, "status": "FAILED", "error": superseded}
@@ -250,22 +250,6 @@ def submit(job_id: str, ctx: Context | None = None) -> dict[str, Any]:
     _drain(ctx)
     maybe_merge(job.job_id, ctx)
     return {"job_id": job_id, "status": "SUBMITTED", "shards": len(plan.shards), "records": plan.records}
-
-
-def _superseded(job: Job, head: dict[str, Any]) -> str:
-    """Why this job's object version is no longer the key's latest, or "" if it still is.
-
-    Every version of a key writes the same output key, so only the latest may run: as in
-    s3_ingest, an older version yields to the newer one, whose own event brings its own job
-    (with versioning, as the template configures; without it the ETag tells an overwrite).
-    """
-    wanted = job.input_version
-    version = str(head.get("VersionId") or "")
-    etag = str(head.get("ETag") or "").strip('"')
-    if not wanted or wanted in (version, etag):
-        return ""
-    latest = version if version and version != "null" else etag  # "null": written before versioning
-    return f"version {wanted} of {job.input} is superseded by {latest}, whose own job writes the results"
 
 
 def _missing_configuration(target: Target, ctx: Context) -> str:
@@ -648,7 +632,7 @@ def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
 
 def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     """Walk every shard's index in input order; one output line per input record."""
-    from sinfer.jobs.ingest import notify
+    from sinfer.jobs.ingest import notify, superseded_now
 
     target = target_for(parent, ctx)
     source = s3.S3Uri.parse(parent.input)
@@ -695,6 +679,11 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
                 else:
                     writer.write(prediction_line(record_id, prediction))
                     counts["predictions"] += 1
+        superseded = superseded_now(parent, source.bucket, source.key)
+        if superseded:  # uploaded again while the batch ran: the newer job publishes
+            writer.abort()
+            _fail_parent(parent, f"superseded: {superseded}", ctx, allowed_from=("MERGING",))
+            return counts
         writer.close()
     except BaseException:
         writer.abort()
@@ -753,11 +742,13 @@ def _cost(target: Target, tokens: list[int]) -> dict[str, Any]:
     return {"usd": None, "basis": "SageMaker Batch Transform bills instance time; see the job's duration"}
 
 
-def _fail_parent(job: Job, message: str, ctx: Context) -> None:
+def _fail_parent(
+    job: Job, message: str, ctx: Context, allowed_from: tuple[str, ...] = ("ROUTED", "SUBMITTED")
+) -> None:
     from sinfer.jobs.ingest import notify
 
     failed = ctx.jobs.transition_to(
-        job.job_id, "FAILED", allowed_from=("ROUTED", "SUBMITTED"), fields={"error": message}
+        job.job_id, "FAILED", allowed_from=allowed_from, fields={"error": message}
     )
     if failed is not None:
         notify(ctx.jobs, failed, ctx.config)

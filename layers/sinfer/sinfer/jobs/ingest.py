@@ -30,7 +30,7 @@ from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.store import JobStore, now_iso
-from sinfer.jobs.types import TERMINAL, Job, object_job_id
+from sinfer.jobs.types import TERMINAL, Job, object_job_id, superseded_by
 from sinfer.observability import logger
 from sinfer.records import S3JsonlWriter
 
@@ -211,6 +211,10 @@ def _run(
             max_decompressed_bytes=config.max_inline_bytes,
             progress=check_time,
         )
+        superseded = superseded_now(job, ref.bucket, ref.key)
+        if superseded:
+            writer.abort()
+            return _yield_to_newer(job, owner, superseded, config, jobs, counts)
         writer.close()
     except RanOutOfTimeError:
         writer.abort()
@@ -294,6 +298,35 @@ def _route(job: Job, owner: str, backend: str, reason: str, jobs: JobStore) -> I
         "routed to batch", extra={"job_id": job.job_id, "backend": backend, "reason": reason, "via": how}
     )
     return IngestResult("routed", job.job_id, reason=reason)
+
+
+def superseded_now(job: Job, bucket: str, key: str) -> str:
+    """Whether a newer version of the key arrived while this job ran (see superseded_by).
+
+    Checked again just before results are published (here and by the batch merge): the check
+    when the file started cannot see an upload made since, and the older run would otherwise
+    finish last and replace the newer version's results. A deleted key supersedes nothing.
+    """
+    try:
+        head = s3.head(bucket, key)
+    except s3.S3NotFoundError:
+        return ""
+    return superseded_by(job, head)
+
+
+def _yield_to_newer(
+    job: Job, owner: str, reason: str, config: Settings, jobs: JobStore, counts: dict[str, int]
+) -> IngestResult:
+    """End a run whose version was replaced: FAILED ``superseded``, with no output or summary
+    written (both keys belong to the newer version's job)."""
+    message = f"superseded: {reason}"
+    failed = jobs.transition_to(
+        job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
+    )
+    if failed is not None:
+        notify(jobs, failed, config)
+    logger.info("superseded while running: results not published", extra={"job_id": job.job_id})
+    return IngestResult("failed", job.job_id, reason=message, counts=counts)
 
 
 def _fail(

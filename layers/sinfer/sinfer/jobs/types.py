@@ -102,3 +102,19 @@ def object_job_id(bucket: str, key: str, version: str) -> str:
     """The same object version always maps to the same job (S3 delivers at least once)."""
     digest = hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
     return f"s3-{digest[:32]}"
+
+
+def superseded_by(job: Job, head: dict[str, Any]) -> str:
+    """Why the job's object version is no longer its key's latest (a HeadObject answer), or "".
+
+    Every version of a key writes the same output key, so only the latest may publish results:
+    an older version yields to the newer one, whose own event brings its own job (with
+    versioning, as the template configures; without it the ETag tells an overwrite).
+    """
+    wanted = job.input_version
+    version = str(head.get("VersionId") or "")
+    etag = str(head.get("ETag") or "").strip('"')
+    if not wanted or wanted in (version, etag):
+        return ""
+    latest = version if version and version != "null" else etag  # "null": written before versioning
+    return f"version {wanted} of {job.input} is superseded by {latest}, whose own job writes the results"
