@@ -187,10 +187,18 @@ def test_records_a_job_did_not_reach_are_retried_as_a_new_job(
 
 
 def test_a_completed_job_with_error_lines_retries_what_may_succeed_then_reports_the_rest(
-    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a job of 150 reviews that ends Completed, yet: 5 records refused (400), 5 failed on
     # Bedrock's side (500), 2 throttled (429), and 3 with no output line at all
+    reads: list[str] = []
+    read_outcomes = orchestrator._read_outcomes
+
+    def counted(shard: Job, target: Any) -> Any:
+        reads.append(shard.job_id.rsplit("-", 1)[-1] if "-r" in shard.job_id else "s0000")
+        return read_outcomes(shard, target)
+
+    monkeypatch.setattr(orchestrator, "_read_outcomes", counted)
     job_id = routed_job(aws, KEY, reviews(150), MODEL)
     expect_submit(bedrock, aws, f"{job_id}-s0000")
     orchestrator.submit(job_id)
@@ -228,6 +236,14 @@ def test_a_completed_job_with_error_lines_retries_what_may_succeed_then_reports_
     summary = aws.json(SUMMARY)
     assert summary["counts"] == {"records": 150, "predictions": 142, "errors": 8}
     assert summary["retries"] == 2
+    # AND each attempt's backend output was read once, when it was collected: the merge reads
+    # the outcomes collection saved beside each attempt's input
+    assert sorted(reads) == ["r1", "r2", "s0000"]
+    assert {k.rsplit("/", 2)[-2] for k in aws.keys("batch/") if k.endswith("/outcomes.jsonl")} == {
+        "s0000",
+        "s0000-r1",
+        "s0000-r2",
+    }
 
 
 def test_records_still_missing_after_the_last_attempt_are_reported_as_not_processed(

@@ -470,6 +470,43 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
     return found
 
 
+def _save_outcomes(shard: Job, outcomes: ShardOutcomes) -> str:
+    """Keep what collection read, so the merge need not read and parse the backend's output again.
+
+    One ``[key, prediction, error]`` line per outcome, beside the shard's input: a Bedrock
+    output line repeats the whole request (``modelInput``), so this is a fraction of its size
+    and needs no model-output parsing. Returns the key, stored on the shard as ``outcomes_key``.
+    """
+    source = s3.S3Uri.parse(shard.input)
+    key = source.key.rsplit("/", 1)[0] + "/outcomes.jsonl"
+    writer = S3JsonlWriter(source.bucket, key)
+    try:
+        for rid, (prediction, error) in outcomes.lines.items():
+            writer.write(json.dumps([rid, prediction, error], separators=(",", ":")).encode() + b"\n")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return key
+
+
+def _collected_outcomes(shard: Job, target: Target) -> ShardOutcomes:
+    """A collected shard's outcomes: as saved by collection, or (for a shard collected before
+    outcomes were saved) read from the backend's output again."""
+    key = shard.extra.get("outcomes_key")
+    if not key:
+        return _read_outcomes(shard, target)
+    found = ShardOutcomes(
+        input_tokens=int(shard.extra.get("input_tokens") or 0),
+        output_tokens=int(shard.extra.get("output_tokens") or 0),
+    )
+    for raw in s3.iter_lines(s3.S3Uri.parse(shard.input).bucket, str(key)):
+        if raw.strip():
+            rid, prediction, error = json.loads(raw)
+            found.lines[rid] = (prediction, error)
+    return found
+
+
 def _sent_keys(shard: Job) -> Iterator[tuple[str, bytes]]:
     """(join key, input line) of every record the shard sent."""
     source = s3.S3Uri.parse(shard.input)
@@ -525,6 +562,7 @@ def _finish_shard(
         "COMPLETED" if ok else "FAILED",
         allowed_from=("COLLECTING",),
         fields={
+            "outcomes_key": _save_outcomes(shard, outcomes),
             "backend_status": status,
             "error": message,
             "predictions": len(outcomes.lines) - sum(1 for _, e in outcomes.lines.values() if e is not None),
@@ -649,7 +687,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
             attempts = sorted(by_index[index], key=lambda s: int(s.extra.get("attempt", 1)))
             merged: dict[str, tuple[Any, dict[str, str] | None]] = {}
             for attempt in attempts:
-                got = _read_outcomes(attempt, target)
+                got = _collected_outcomes(attempt, target)
                 tokens[0] += got.input_tokens
                 tokens[1] += got.output_tokens
                 for key, value in got.lines.items():
