@@ -45,7 +45,7 @@ from sinfer.api.payload import (
 )
 from sinfer.inference.registry import default_registry
 from sinfer.observability import emit_metric
-from sinfer.protocols import kserve_v1, oip_v2
+from sinfer.protocols import kserve_v1
 
 # The routes below, as Powertools matches them, narrowed to names the store accepts (others get
 # the resolver's 404). No trailing slash: the REST resolver allows one, and sends it there.
@@ -151,6 +151,8 @@ def _infer(name: str, version: str | None, body: bytes, headers: dict[str, Any])
     """Open Inference Protocol ``/infer`` (routes._infer's work), JSON in and out only."""
     if headers.get("inference-header-content-length"):
         return None  # binary tensor data
+    from sinfer.protocols import oip_v2  # only /infer needs it: ~1 ms off a :predict cold start
+
     model = default_registry().get(name, version)
     request = oip_v2.decode_request(body, None)
     if request.binary_output or any(out.binary for out in request.outputs or ()):

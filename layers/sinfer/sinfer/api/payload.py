@@ -10,7 +10,6 @@ from __future__ import annotations
 import binascii
 import json
 import os
-import zlib
 from typing import Any
 
 from sinfer.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
@@ -93,6 +92,8 @@ def _inflate(body: bytes, encoding: str) -> bytes:
     truncated upload would otherwise parse as a shorter document), and a gzip body of several
     members (``cat a.gz b.gz``, valid gzip) is read whole, under the same cap.
     """
+    import zlib  # only compressed bodies need it, not a cold start's first request
+
     out = b""
     rest = body
     while True:

@@ -10,7 +10,6 @@ means the same thing everywhere:
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
@@ -50,6 +49,8 @@ def implied_image_spec(spec: TensorSpec) -> ImageSpec | None:
 def decode_b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidInputError(f"{where}: 'b64' must be a base64 string")
+    import base64  # only {"b64": ...} images need it, not a cold start's first request
+
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
