@@ -74,6 +74,11 @@ def _route(path: str) -> tuple[int, str, str | None] | None:
     return 2, match["v2"], match["v2version"]
 
 
+@functools.lru_cache(maxsize=64)  # clients send the same few Content-Type values
+def _json_media_type(content_type: str | None) -> bool:
+    return is_json(kserve_v1.media_type(content_type))
+
+
 def _has_long_digit_run(body: bytes) -> bool:
     return _NINETEEN_DIGITS in body.translate(_DIGITS_AS_ZERO)
 
@@ -105,7 +110,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
         return None
     # Powertools reads headers case-insensitively (last one wins, as here).
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
-    if not is_json(kserve_v1.media_type(headers.get("content-type"))):
+    if not _json_media_type(headers.get("content-type")):
         return None
     body = decode_body(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-encoding"))
     protocol, name, version = route
