@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from sinfer.aws.clients import reset_clients
 from sinfer.inference.registry import reset_default_registry
 from sinfer.local.apigw import HttpResponse, PayloadVersion, api_event, to_http_response
+from sinfer.local.lambda_runtime import FixedLambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -31,19 +31,8 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "sinfer-test"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1769
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sinfer-test"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    log_group_name: str = "/aws/lambda/sinfer-test"
-    log_stream_name: str = "test"
-    remaining_ms: int = 29_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+# The context every test passes; a test sets remaining_ms to put a handler near its timeout.
+FakeLambdaContext = FixedLambdaContext
 
 
 @pytest.fixture

@@ -37,11 +37,11 @@ from benchmarks.common import (
     time_calls,
 )
 from benchmarks.scenarios._shared import (
-    LambdaContext,
     bench_env,
     breast_cancer_rows,
     digits_images,
     digits_rows,
+    lambda_context,
     png_bytes,
 )
 
@@ -191,7 +191,7 @@ def run(config: Config) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE)
     rounds, per_round, budget_s = config.pick((12, 250, 6.0), (6, 120, 2.0), (1, 5, 0.5))
     with bench_env():
-        context = LambdaContext()
+        context = lambda_context()
         for spec in _cases(config):
             with silenced_stdout():
                 prepared = _timed_cases(spec, context)

@@ -48,6 +48,25 @@ class LocalRuntimeError(Exception):
     """The function cannot be set up locally: bad --env-vars file, handler not importable."""
 
 
+@dataclass
+class FixedLambdaContext:
+    """The attributes Powertools and the handlers read from Lambda's context, with a fixed
+    remaining time: for tests and benchmarks, where no deadline should run down (and a test
+    can set ``remaining_ms`` to put a handler near its timeout)."""
+
+    function_name: str = "sinfer-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1769
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:sinfer-local"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    log_group_name: str = "/aws/lambda/sinfer-local"
+    log_stream_name: str = "local"
+    remaining_ms: int = 29_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
 class LocalLambdaContext(LambdaContext):
     """The context object Lambda passes to handlers, with a real deadline."""
 
