@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from sinfer.codecs import images
-from sinfer.codecs.instances import implied_image_spec
+from sinfer.codecs.instances import decode_b64, implied_image_spec
 from sinfer.errors import InvalidInputError
 from sinfer.model.manifest import ImageSpec, InputDecl
 from sinfer.model.signature import TensorSpec
@@ -167,3 +171,19 @@ def test_pixels_are_pillows_own_array_of_the_converted_image(
     # THEN the values are exactly Pillow's array of the converted image
     assert out.dtype == np.float32
     assert np.array_equal(out, reference)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=64).map(lambda raw: base64.b64encode(raw).decode()),
+        st.text(alphabet="ABCabc0189+/=\n é-_\x00", max_size=24),
+    )
+)
+def test_b64_values_decode_exactly_as_base64_b64decode_validating(value: str) -> None:
+    try:
+        expected = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        with pytest.raises(InvalidInputError, match="'b64' is not valid base64"):
+            decode_b64(value, "instances[0]")
+    else:
+        assert decode_b64(value, "instances[0]") == expected
