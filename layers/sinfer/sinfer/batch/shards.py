@@ -7,6 +7,8 @@ Each shard is one backend job with one input file, under the job's work prefix::
                                          {"i": index, "id": id, "rid": key} when sent, or
                                          {"i": index, "id": id, "error": {...}} when not
     batch/<job_id>/s0000/output/         where the backend writes
+    batch/<job_id>/s0000/outcomes.jsonl  what collection read from it, for the merge
+                                         ([key, prediction, error] per record; orchestrator)
 
 The index file is what makes the join exact: the merge walks it in order, so every input
 record yields exactly one output line (a prediction, the backend's error, or the reason it was
