@@ -150,27 +150,10 @@ def _apply_small(rule: Postprocess, values: Batch, labels: Labels) -> list[dict[
         if len(row) != size or not -math.inf < sum(row) < math.inf:
             return None
     positions = range(size)
-    results: list[dict[str, Any]] = []
-    for row in rows:
-        if rule.kind == "top_k":
-            top = sorted(positions, key=row.__getitem__, reverse=True)[: rule.k]
-            best = top[0]
-            results.append(
-                {
-                    "label": shown[best],
-                    "score": row[best],
-                    "top_k": [{"label": shown[i], "score": row[i]} for i in top],
-                }
-            )
-            continue
-        best = max(positions, key=row.__getitem__)
-        if rule.kind == "probabilities":
-            results.append(
-                {"label": shown[best], "score": row[best], "probabilities": dict(zip(keys, row, strict=True))}
-            )
-        else:
-            results.append({"label": shown[best], "score": row[best]})
-    return results
+    if rule.kind == "top_k":
+        order = [sorted(positions, key=row.__getitem__, reverse=True)[: rule.k] for row in rows]
+        return _predictions(rule, shown, keys, rows, [top[0] for top in order], order)
+    return _predictions(rule, shown, keys, rows, [max(positions, key=row.__getitem__) for row in rows])
 
 
 def _score_table(values: Batch, labels: Labels) -> ScoreTable | None:
@@ -246,6 +229,22 @@ def _apply(
         # Without NaN the stable descending order starts at the first maximum, which is argmax's
         # pick; with NaN argmax picks the NaN while the sort puts it last.
         best = [top[0] for top in order] if finite else scores.argmax(axis=1).tolist()
+        return _predictions(rule, shown, keys, rows, best, order)
+    return _predictions(rule, shown, keys, rows, scores.argmax(axis=1).tolist())
+
+
+def _predictions(
+    rule: Postprocess,
+    shown: Sequence[Any],
+    keys: Sequence[str],
+    rows: list[list[Any]],
+    best: list[int],
+    order: list[list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each instance's prediction under ``rule``, from its scores, its best class and (top_k)
+    its classes in descending order: the one place a prediction's shape is written."""
+    if rule.kind == "top_k":
+        assert order is not None
         return [
             {
                 "label": shown[b],
@@ -254,7 +253,6 @@ def _apply(
             }
             for b, row, top in zip(best, rows, order, strict=True)
         ]
-    best = scores.argmax(axis=1).tolist()
     if rule.kind == "probabilities":
         return [
             {"label": shown[b], "score": row[b], "probabilities": dict(zip(keys, row, strict=True))}
