@@ -71,7 +71,7 @@ _FLOATS = frozenset({float})
 _PLAIN = frozenset({float, int, bool})
 
 
-def plain_numbers(value: Any, target: np.dtype[Any]) -> np.ndarray[Any, Any] | None:
+def plain_numbers(value: Any, target: np.dtype[Any] | None) -> np.ndarray[Any, Any] | None:
     """A small list (or list of equal-length lists) of plain numbers → ``target``, or None.
 
     What :func:`coerce` returns for such a value, built in one ``np.asarray(value, target)``:
@@ -84,7 +84,7 @@ def plain_numbers(value: Any, target: np.dtype[Any]) -> np.ndarray[Any, Any] | N
     None and takes coerce's general path, which also makes the errors. tests/unit/test_arrays
     checks that the two agree.
     """
-    limit = _FLOAT_LIMITS.get(target.itemsize) if target.kind == "f" else None
+    limit = _FLOAT_LIMITS.get(target.itemsize) if target is not None and target.kind == "f" else None
     if limit is None or value.__class__ is not list or not value:
         return None
     rows = value if value[0].__class__ is list else (value,)

@@ -44,16 +44,16 @@ class LoadedModel:
         self.max_batch = 1 if self.loops else (files.manifest.max_batch_size or DEFAULT_MAX_BATCH)
         dtype = self.inputs[0].dtype if len(self.inputs) == 1 else None
         self._takes_arrays = not self.loops and dtype is not None and dtype.kind in "biuf"
-        self._dtype: Any = dtype
         self._sample_shape = self.inputs[0].sample_shape if self._takes_arrays else None
         self._post = files.manifest.postprocess
-        self._post_index = self._postprocess_output_index()
         # Predictions fetch only what they format: with a postprocess rule, that one output.
         # ONNX Runtime then skips converting the others, and skl2onnx's ZipMap dicts or a
         # classifier's label tensor can cost more than running a small model. run() and
         # run_v2() still return every output.
         self._fetch = (
-            [self.output_names[self._post_index]] if self._post is not None else list(self.output_names)
+            [self.output_names[self._postprocess_output_index()]]
+            if self._post is not None
+            else list(self.output_names)
         )
 
     def _postprocess_output_index(self) -> int:
@@ -136,7 +136,8 @@ class LoadedModel:
             return None
         # A request's rows of plain numbers, the usual case, are converted without coerce's
         # general path (plain_numbers answers None for anything it cannot take exactly).
-        array = plain_numbers(instances, self._dtype) if type(instances[0]) is list else None
+        spec = self.inputs[0]
+        array = plain_numbers(instances, spec.dtype) if type(instances[0]) is list else None
         try:
             if array is not None:
                 return self._check_batch(array, len(instances))
