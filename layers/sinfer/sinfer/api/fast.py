@@ -41,7 +41,6 @@ from sinfer.api.payload import (
     check_response_size,
     compact_json,
     decode_body,
-    is_json,
 )
 from sinfer.inference.registry import default_registry
 from sinfer.observability import emit_metric
@@ -76,7 +75,7 @@ def _route(path: str) -> tuple[int, str, str | None] | None:
 
 @functools.lru_cache(maxsize=64)  # clients send the same few Content-Type values
 def _json_media_type(content_type: str | None) -> bool:
-    return is_json(kserve_v1.media_type(content_type))
+    return kserve_v1.is_json(kserve_v1.media_type(content_type))
 
 
 def _has_long_digit_run(body: bytes) -> bool:

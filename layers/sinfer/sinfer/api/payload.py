@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 from sinfer.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
-from sinfer.protocols import kserve_v1
 
 JSON = "application/json"
 OCTET = "application/octet-stream"
@@ -49,11 +48,6 @@ def check_instance_count(count: int) -> None:
             f"{count:,} instances in one request; the synchronous limit is {MAX_SYNC_INSTANCES:,}; "
             f"{TOO_LARGE_HINT}"
         )
-
-
-def is_json(kind: str) -> bool:
-    """Whether a media type (see :func:`kserve_v1.media_type`) is read as JSON."""
-    return kind in kserve_v1.JSON_TYPES or kind.endswith("+json")
 
 
 def decode_body(raw: str | bytes | None, base64_encoded: bool, content_encoding: str | None) -> bytes:

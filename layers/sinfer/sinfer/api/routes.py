@@ -25,7 +25,6 @@ from sinfer.api.payload import (
     check_response_size,
     compact_json,
     decode_body,
-    is_json,
 )
 from sinfer.errors import ModelNotReadyError, UnsupportedMediaTypeError
 from sinfer.inference.registry import ModelRegistry, default_registry
@@ -132,7 +131,7 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     headers = request_headers()
     body = request_body(headers)
     kind = kserve_v1.media_type(headers.get("content-type"))
-    if kind != OCTET and not is_json(kind):
+    if kind != OCTET and not kserve_v1.is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /infer; send application/json, or "
             "application/octet-stream with Inference-Header-Content-Length (binary tensor data)"
@@ -210,7 +209,7 @@ def create_job() -> Response[str]:
 
     body = request_body()
     kind = kserve_v1.media_type(router.current_event.headers.get("content-type"))
-    if not is_json(kind):
+    if not kserve_v1.is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted by /jobs; send application/json"
         )

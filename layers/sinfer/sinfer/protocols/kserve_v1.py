@@ -21,13 +21,18 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def is_json(kind: str) -> bool:
+    """Whether a media type (see :func:`media_type`) is read as JSON."""
+    return kind in JSON_TYPES or kind.endswith("+json")
+
+
 def decode_request(body: bytes, content_type: str | None) -> list[Any]:
     kind = media_type(content_type)
     if kind in IMAGE_TYPES:
         if not body:
             raise BadRequestError("empty image body")
         return [body]
-    if kind not in JSON_TYPES and not kind.endswith("+json"):
+    if not is_json(kind):
         raise UnsupportedMediaTypeError(
             f"Content-Type {kind!r} is not accepted here; send application/json "
             f'({{"instances": [...]}}) or an image/png or image/jpeg body'
