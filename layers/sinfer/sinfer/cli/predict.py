@@ -208,34 +208,6 @@ class Result:
         return self.error is None
 
 
-class _StreamWriter:
-    """The ResultWriter protocol over stdout: lines go out as they come, so abort cannot recall them."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        from sinfer.records import WriteCounts
-
-        self.counts = WriteCounts()
-        self._stream = stream
-
-    def write(self, line: bytes) -> None:
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        self._stream.write(line)
-        self.counts.lines += 1
-        self.counts.bytes += len(line)
-
-    def write_lines(self, data: bytes, lines: int) -> None:
-        self._stream.write(data)
-        self.counts.lines += lines
-        self.counts.bytes += len(data)
-
-    def close(self) -> None:
-        self._stream.flush()
-
-    def abort(self) -> None:
-        self._stream.flush()
-
-
 class _CountingReader:
     """The input file, counting the bytes read so the progress bar knows how far along it is."""
 
@@ -254,7 +226,7 @@ def predict_file(
 ) -> Result:
     from sinfer.errors import SinferError
     from sinfer.inference.batch import process_records
-    from sinfer.records import FileJsonlWriter, detect_format
+    from sinfer.records import FileJsonlWriter, StreamJsonlWriter, detect_format
 
     result = Result(task, {"records": 0, "predictions": 0, "errors": 0}, _now(), 0.0)
     started = time.perf_counter()
@@ -263,7 +235,7 @@ def predict_file(
             stream = _CountingReader(handle)
             detect_format(str(task.source))  # checks the format before any output
             writer: ResultWriter = (
-                FileJsonlWriter(task.output) if task.output is not None else _StreamWriter(_stdout())
+                FileJsonlWriter(task.output) if task.output is not None else StreamJsonlWriter(_stdout())
             )
             try:
                 process_records(

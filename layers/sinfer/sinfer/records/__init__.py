@@ -32,7 +32,7 @@ from sinfer.records.types import (
     prediction_line,
     prediction_lines,
 )
-from sinfer.records.writer import FileJsonlWriter, ResultWriter, S3JsonlWriter, WriteCounts
+from sinfer.records.writer import FileJsonlWriter, ResultWriter, S3JsonlWriter, StreamJsonlWriter, WriteCounts
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -53,6 +53,7 @@ __all__ = [
     "RecordError",
     "ResultWriter",
     "S3JsonlWriter",
+    "StreamJsonlWriter",
     "WriteCounts",
     "detect_format",
     "error_line",

@@ -7,8 +7,9 @@ appears under the key until ``close()``: an aborted or failed job leaves no half
 object for a reader to mistake for results, and no pending multipart upload to pay for.
 :class:`FileJsonlWriter` gives the same guarantee locally with a temporary file and a rename.
 
-Both share one base (counting, the closed state, the ``with`` protocol, newline handling);
-the adapters only say where bytes go.
+They share one base (counting, the closed state, the ``with`` protocol, newline handling)
+with :class:`StreamJsonlWriter` (stdout for ``sinfer predict``); the adapters only say where
+bytes go.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol, Self
+from typing import Any, BinaryIO, Final, Protocol, Self
 
 from sinfer.aws.clients import client
 
@@ -60,13 +61,7 @@ class _JsonlWriter:
 
     def write(self, line: bytes) -> None:
         """Write one line (a newline is added if it lacks one)."""
-        if self._closed:
-            raise ValueError("write to a closed result writer")
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        self._write(line)
-        self.counts.lines += 1
-        self.counts.bytes += len(line)
+        self.write_lines(line if line.endswith(b"\n") else line + b"\n", 1)
 
     def write_lines(self, data: bytes, lines: int) -> None:
         """Write ``lines`` whole lines at once (``data`` ends with a newline, or is empty)."""
@@ -209,6 +204,26 @@ class S3JsonlWriter(_JsonlWriter):
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+
+
+class StreamJsonlWriter(_JsonlWriter):
+    """JSONL to an open binary stream (``sinfer predict`` without ``-o``: stdout).
+
+    Lines go out as they come, so ``abort`` cannot recall them; close and abort only flush.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def _write(self, data: bytes) -> None:
+        self._stream.write(data)
+
+    def _close(self) -> None:
+        self._stream.flush()
+
+    def _abort(self) -> None:
+        self._stream.flush()
 
 
 class FileJsonlWriter(_JsonlWriter):
