@@ -479,14 +479,9 @@ def _save_outcomes(shard: Job, outcomes: ShardOutcomes) -> str:
     """
     source = s3.S3Uri.parse(shard.input)
     key = source.key.rsplit("/", 1)[0] + "/outcomes.jsonl"
-    writer = S3JsonlWriter(source.bucket, key)
-    try:
+    with S3JsonlWriter(source.bucket, key) as writer:  # published whole, or aborted
         for rid, (prediction, error) in outcomes.lines.items():
             writer.write(json.dumps([rid, prediction, error], separators=(",", ":")).encode() + b"\n")
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
     return key
 
 
@@ -557,12 +552,13 @@ def _finish_shard(
     if retryable and attempt < ctx.config.batch_max_attempts:
         retry_id = _queue_retry(shard, retryable, attempt + 1, target, ctx)
     ok = status in ("Completed", "PartiallyCompleted")
+    outcomes_key = _save_outcomes(shard, outcomes)
     ctx.jobs.transition(
         shard.job_id,
         "COMPLETED" if ok else "FAILED",
         allowed_from=("COLLECTING",),
         fields={
-            "outcomes_key": _save_outcomes(shard, outcomes),
+            "outcomes_key": outcomes_key,
             "backend_status": status,
             "error": message,
             "predictions": len(outcomes.lines) - sum(1 for _, e in outcomes.lines.values() if e is not None),
@@ -670,7 +666,7 @@ def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
 
 def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     """Walk every shard's index in input order; one output line per input record."""
-    from sinfer.jobs.ingest import notify, superseded_now
+    from sinfer.jobs.ingest import finish, superseded_now
 
     target = target_for(parent, ctx)
     source = s3.S3Uri.parse(parent.input)
@@ -753,9 +749,11 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     s3.put_bytes(
         ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
     )
-    completed = ctx.jobs.transition_to(
+    finish(
+        ctx.jobs,
         parent.job_id,
         "COMPLETED",
+        ctx.config,
         allowed_from=("MERGING",),
         fields={
             **counts,
@@ -765,8 +763,6 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
             "output_tokens": tokens[1],
         },
     )
-    if completed is not None:
-        notify(ctx.jobs, completed, ctx.config)
     logger.info("batch file merged", extra={"job_id": parent.job_id, **counts})
     return counts
 
@@ -783,13 +779,9 @@ def _cost(target: Target, tokens: list[int]) -> dict[str, Any]:
 def _fail_parent(
     job: Job, message: str, ctx: Context, allowed_from: tuple[str, ...] = ("ROUTED", "SUBMITTED")
 ) -> None:
-    from sinfer.jobs.ingest import notify
+    from sinfer.jobs.ingest import finish
 
-    failed = ctx.jobs.transition_to(
-        job.job_id, "FAILED", allowed_from=allowed_from, fields={"error": message}
-    )
-    if failed is not None:
-        notify(ctx.jobs, failed, ctx.config)
+    finish(ctx.jobs, job.job_id, "FAILED", ctx.config, allowed_from=allowed_from, fields={"error": message})
 
 
 # --- sweeper ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
 from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.store import JobStore, now_iso
-from sinfer.jobs.types import TERMINAL, Job, object_job_id, superseded_by
+from sinfer.jobs.types import TERMINAL, Job, JobStatus, object_job_id, superseded_by
 from sinfer.observability import logger
 from sinfer.records import S3JsonlWriter
 
@@ -277,6 +277,27 @@ def notify(jobs: JobStore, stored: Job, config: Settings) -> None:
     jobs.transition(job_id, stored.status, allowed_from=(stored.status,), fields={"notified": True})
 
 
+def finish(
+    jobs: JobStore,
+    job_id: str,
+    status: JobStatus,
+    config: Settings,
+    *,
+    allowed_from: tuple[str, ...],
+    owner: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Job | None:
+    """Move a job to a terminal ``status`` and, if this update moved it, publish it (``notify``).
+
+    Returns the job as it now stands, or None when it was not in ``allowed_from`` (someone
+    else finished it, and notified).
+    """
+    done = jobs.transition_to(job_id, status, owner=owner, allowed_from=allowed_from, fields=fields)
+    if done is not None:
+        notify(jobs, done, config)
+    return done
+
+
 def _route(job: Job, owner: str, backend: str, reason: str, jobs: JobStore) -> IngestResult:
     jobs.transition(
         job.job_id,
@@ -320,11 +341,9 @@ def _yield_to_newer(
     """End a run whose version was replaced: FAILED ``superseded``, with no output or summary
     written (both keys belong to the newer version's job)."""
     message = f"superseded: {reason}"
-    failed = jobs.transition_to(
-        job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
+    finish(
+        jobs, job.job_id, "FAILED", config, owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
-    if failed is not None:
-        notify(jobs, failed, config)
     logger.info("superseded while running: results not published", extra={"job_id": job.job_id})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 
@@ -347,11 +366,9 @@ def _fail(
         job, "FAILED", counts, started_at, time.perf_counter() - started, config, error=message
     )
     s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
-    failed = jobs.transition_to(
-        job.job_id, "FAILED", owner=owner, allowed_from=("RUNNING",), fields={"error": message}
+    finish(
+        jobs, job.job_id, "FAILED", config, owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
-    if failed is not None:
-        notify(jobs, failed, config)
     logger.warning("failed", extra={"job_id": job.job_id, "error": message})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 
