@@ -23,20 +23,12 @@ from hypothesis import strategies as st
 
 from sinfer.codecs.outputs import to_jsonable
 from sinfer.records import error_line, prediction_line, prediction_lines
-from sinfer.records.types import _line
-
-
-def json_line(obj: dict[str, Any]) -> bytes:
-    """The writer before orjson: json.dumps, ASCII escapes only for lone surrogates."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    try:
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+from sinfer.records.types import _json_line, _line
 
 
 def old_prediction_line(id: Any, prediction: Any) -> bytes:
-    return json_line({"id": to_jsonable(id), "prediction": to_jsonable(prediction)})
+    """The writer before orjson: json.dumps (``_json_line``, still json's fallback), after to_jsonable."""
+    return _json_line({"id": to_jsonable(id), "prediction": to_jsonable(prediction)})
 
 
 GOLDEN = [
@@ -67,7 +59,7 @@ def test_prediction_lines_are_the_golden_bytes(id: Any, prediction: Any, expecte
 
 
 def test_error_lines_are_the_golden_bytes() -> None:
-    assert error_line(3, "invalid_json", "line 4: bad \udcff") == json_line(
+    assert error_line(3, "invalid_json", "line 4: bad \udcff") == _json_line(
         {"id": 3, "error": {"code": "invalid_json", "message": "line 4: bad \udcff"}}
     )
     assert error_line("x", "c", "ünïcode") == '{"id":"x","error":{"code":"c","message":"ünïcode"}}\n'.encode()
