@@ -495,3 +495,28 @@ def test_batches_are_chunked_by_max_batch_size(tmp_path: Path) -> None:
     # WHEN five instances are predicted THEN they run as 2 + 2 + 1, in order
     assert model.predict([[i] for i in range(5)]) == [[float(i)] for i in range(5)]
     assert counting.batches == [2, 2, 1]
+
+
+def test_onnxruntime_sessions_are_run_through_their_binding(tmp_path: Path) -> None:
+    # GIVEN an identity model loaded with a real InferenceSession, and the same model behind a
+    # wrapper whose run() is its own (as a test double or a subclass would be)
+    onnx_graphs.identity(tmp_path, "ident", TensorProto.FLOAT, ["N", 2])
+    files = LocalModelStore(tmp_path).fetch("ident", "1")
+    session = ort.InferenceSession(str(files.onnx_path))
+    direct = LoadedModel(files, session)
+    counting = _CountingSession(ort.InferenceSession(str(files.onnx_path)))
+    wrapped = LoadedModel(files, counting)
+
+    # THEN the real session's C++ run is called directly, skipping InferenceSession.run's
+    # Python checks; the wrapper keeps its own run, though its __getattr__ reaches _sess
+    assert direct._binding_run == session._sess.run
+    # AND both give what the public run gives, for predictions and whole-tensor runs
+    x = np.array([[1.5, -2.0], [0.0, 3.25]], dtype=np.float32)
+    expected = session.run(None, {"x": x})[0]
+    for model in (direct, wrapped):
+        assert model.predict(x.tolist()) == expected.tolist()
+        np.testing.assert_array_equal(model.run({"x": x})[0], expected)
+    assert counting.batches == [2, 2]
+    # AND a feed the C++ run refuses (an input missing) is still a clear InvalidInputError
+    with pytest.raises(InvalidInputError, match="could not run on this input"):
+        direct.run({})
