@@ -131,13 +131,13 @@ def test_units_run_with_the_collector_paused(
 ) -> None:
     gc.enable()
     seen: list[bool] = []
-    predict_array = model.predict_array
+    predict_array_lines = model.predict_array_lines
 
-    def spy(array: object) -> object:
+    def spy(array: object, start: int) -> bytes:
         seen.append(gc.isenabled())
-        return predict_array(array)  # type: ignore[arg-type]
+        return predict_array_lines(array, start)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(model, "predict_array", spy)
+    monkeypatch.setattr(model, "predict_array_lines", spy)
     process_records(model, io.BytesIO(CSV), "x.csv", Sink(), batch_size=16, overlap=overlap)
     assert seen
     assert not any(seen)

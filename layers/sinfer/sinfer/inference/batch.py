@@ -12,7 +12,7 @@ thread costs more than it could win.
 
 Two lanes, one result. For a model that takes one numeric array, CSV/TSV and JSONL files are
 read in numeric blocks (:func:`sinfer.records.read_blocks`): a block is parsed at C speed, run
-as one array (``LoadedModel.predict_array``) and written as one run of lines. Anything a block
+as one array (``LoadedModel.predict_array_lines``) and written as one run of lines. Anything a block
 cannot do exactly as records would (see read_blocks) arrives as records, and a block the model
 refuses as a whole is re-read as its records; both take the per-record lane, so the output is
 the same line for line.
@@ -39,7 +39,7 @@ from sinfer.codecs.instances import Sample
 from sinfer.errors import SinferError
 from sinfer.inference.model import LoadedModel
 from sinfer.records.readers import ByteStream, RecordBlock, detect_format, read_blocks, read_records
-from sinfer.records.types import Record, RecordError, error_line, prediction_line, prediction_lines
+from sinfer.records.types import Record, RecordError, error_line, prediction_line
 
 # Blocks run in units of about this many rows (whole micro-batches), so that a slow model
 # still reports progress (and s3_ingest checks its remaining time) every few thousand records.
@@ -143,7 +143,7 @@ def _cell_units(
     Runtime's results can depend on the batch a row runs in (a batch of one takes another
     kernel: the last bits of a score differ). So every unit here covers whole cells, and a
     cell runs as one array whatever chunks its rows came from: the same batches, the same
-    bits. Several cells go in one unit only when ``predict_array`` splits them back into the
+    bits. Several cells go in one unit only when ``predict_array_lines`` splits them back into the
     same batches (its chunks of ``max_batch`` rows fall on cell boundaries).
     """
     several = size % model.max_batch == 0
@@ -181,12 +181,11 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
         arrays = [piece.array for piece in rows]
         array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
         try:
-            predictions = model.predict_array(array)
+            data = model.predict_array_lines(array, rows[0].block.start + rows[0].lo)
         except SinferError:
             pass  # the rows do not fit (or run on) the model as a whole: record by record
         else:
-            start = rows[0].block.start + rows[0].lo
-            return _Lines(prediction_lines(start, predictions), len(array), len(array), 0)
+            return _Lines(data, len(array), len(array), 0)
     records = [r for piece in pieces for r in (piece.records() if isinstance(piece, _Rows) else piece)]
     parts = [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
     return _Lines(

@@ -9,8 +9,9 @@ backend writes byte-for-byte the same JSONL.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any, Final
 
 import orjson
@@ -85,6 +86,13 @@ def prediction_lines(start: int, predictions: Sequence[Any]) -> bytes:
     except TypeError:  # orjson.JSONEncodeError: a value orjson does not write natively
         return b"".join([prediction_line(start + i, p) for i, p in enumerate(predictions)])
     return b"".join([b'{"id":%d,"prediction":%b}\n' % (start + i, body) for i, body in enumerate(bodies)])
+
+
+def fragment_lines(start: int, count: int, columns: Sequence[Iterable[bytes]]) -> bytes:
+    """The lines of ``count`` records whose ids are ``start + i`` and whose predictions' JSON is
+    row ``i`` of ``columns`` joined (``codecs.outputs.postprocess_json``): one join for all."""
+    ids = [b'{"id":%d,"prediction":' % i for i in range(start, start + count)]
+    return b"".join(chain.from_iterable(zip(ids, *columns, repeat(b"}\n"))))
 
 
 # Types orjson would write that json refuses: refused here too, so that json decides.
