@@ -40,8 +40,9 @@ def _expected(rule: Postprocess, values: Any, labels: tuple[Any, ...] | None) ->
 
 
 def _rows(columns: list[Any]) -> list[bytes]:
-    # the first column is a list: it bounds zip (the closing ones repeat)
-    return [b"".join(parts) for parts in zip(*columns, strict=False)]
+    count = len(columns[0])  # the first column is always one fragment a row
+    lists = [column if isinstance(column, list) else [column] * count for column in columns]
+    return [b"".join(parts) for parts in zip(*lists, strict=True)]
 
 
 def _check(rule: Postprocess, values: Any, labels: tuple[Any, ...] | None) -> bool:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
-from itertools import repeat
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -274,10 +273,11 @@ def _predictions(
     return [{"label": shown[b], "score": row[b]} for b, row in zip(best, rows, strict=True)]
 
 
-def postprocess_json(rule: Postprocess, values: Batch, labels: Labels) -> list[Iterable[bytes]] | None:
+def postprocess_json(rule: Postprocess, values: Batch, labels: Labels) -> list[list[bytes] | bytes] | None:
     """Each instance's prediction as JSON, in columns of fragments; None where it cannot be exact.
 
-    Joined across row ``i`` (``zip(*columns)``), the fragments are the bytes orjson writes for
+    A column is a list (row ``i``'s fragment at ``i``) or one ``bytes`` that every row shares.
+    Joined across row ``i``, the fragments are the bytes orjson writes for
     ``postprocess_batch(rule, values, labels)[i]``. Why a second path: a record block's
     lines are mostly formatting, and building each prediction's dicts (``_predictions``) and
     walking them with orjson costs ~2 us a row, more than parsing the row and running a small
@@ -311,19 +311,24 @@ def postprocess_json(rule: Postprocess, values: Batch, labels: Labels) -> list[I
         top = json_numbers(np.take_along_axis(scores, order, axis=1))
         width = order.shape[1]
         best, best_scores = order[:, 0], top[::width]  # the label and score are the first entry's
-        columns: list[Iterable[bytes]] = [head[best].tolist(), best_scores, first[best].tolist(), best_scores]
+        columns: list[list[bytes] | bytes] = [
+            head[best].tolist(),
+            best_scores,
+            first[best].tolist(),
+            best_scores,
+        ]
         for j in range(1, width):
             columns += [later[order[:, j]].tolist(), top[j::width]]
-        return [*columns, repeat(b"}]}")]
+        return [*columns, b"}]}"]
     best = scores.argmax(axis=1)
     columns = [head[best].tolist(), json_numbers(scores[np.arange(len(scores)), best])]
     if rule.kind == "probabilities":
         every = json_numbers(scores)
         count = scores.shape[1]
         for j in range(count):
-            columns += [repeat(after[j]), every[j::count]]
-        columns.append(repeat(b"}"))
-    return [*columns, repeat(b"}")]
+            columns += [after[j], every[j::count]]
+        columns.append(b"}")
+    return [*columns, b"}"]
 
 
 # Classes whose names orjson writes as they are (a subclass goes through to_jsonable and json).

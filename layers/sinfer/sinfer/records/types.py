@@ -9,11 +9,11 @@ backend writes byte-for-byte the same JSONL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
 from typing import Any, Final
 
+import numpy as np
 import orjson
 
 from sinfer.codecs.outputs import to_jsonable
@@ -88,11 +88,26 @@ def prediction_lines(start: int, predictions: Sequence[Any]) -> bytes:
     return b"".join([b'{"id":%d,"prediction":%b}\n' % (start + i, body) for i, body in enumerate(bodies)])
 
 
-def fragment_lines(start: int, count: int, columns: Sequence[Iterable[bytes]]) -> bytes:
+def fragment_lines(start: int, count: int, columns: Sequence[list[bytes] | bytes]) -> bytes:
     """The lines of ``count`` records whose ids are ``start + i`` and whose predictions' JSON is
-    row ``i`` of ``columns`` joined (``codecs.outputs.postprocess_json``): one join for all."""
-    ids = [b'{"id":%d,"prediction":' % i for i in range(start, start + count)]
-    return b"".join(chain.from_iterable(zip(ids, *columns, repeat(b"}\n"))))
+    row ``i`` of ``columns`` joined (``codecs.outputs.postprocess_json``: a column is a list of
+    one fragment per row, or one ``bytes`` for all rows).
+
+    Laid out by slice assignment into one flat list and joined once, with the ids written by one
+    orjson call: about half the time of zipping the columns row by row.
+    """
+    ids = orjson.dumps(np.arange(start, start + count), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    pieces: list[list[bytes] | bytes] = [b'{"id":', ids, b',"prediction":']
+    for column in (*columns, b"}\n"):  # adjacent shared fragments merged: fewer pieces a row
+        if isinstance(column, bytes) and isinstance(pieces[-1], bytes):
+            pieces[-1] += column
+        else:
+            pieces.append(column)
+    width = len(pieces)
+    flat: list[bytes] = [b""] * (count * width)
+    for j, piece in enumerate(pieces):
+        flat[j::width] = [piece] * count if isinstance(piece, bytes) else piece
+    return b"".join(flat)
 
 
 # Types orjson would write that json refuses: refused here too, so that json decides.
