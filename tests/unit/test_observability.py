@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from sinfer import observability
 from sinfer.observability import NAMESPACE, SERVICE, emf_line, emit_metric, metrics_disabled
@@ -34,6 +37,26 @@ def test_emf_line_is_what_powertools_metrics_would_flush(
     # THEN the document is the same, down to the text Powertools prints (json.dumps, compact)
     assert json.loads(line) == expected
     assert line == json.dumps(expected, separators=(",", ":"))
+
+
+@given(
+    st.one_of(st.integers(-(10**17), 10**17), st.floats(allow_nan=False, allow_infinity=False), st.booleans())
+)
+@example(10**15 - 1)
+@example(10**15)
+@example(-(10**15))
+@example(0)
+def test_emf_value_text_is_the_floats_repr(value: float) -> None:
+    # (ints are written without a float where that gives the same text: the check of that shortcut)
+    line = emf_line("Predictions", "Count", value, timestamp_ms=5)
+    assert line.endswith(f":[{float(value)!r}]}}")
+
+
+def test_emf_timestamp_is_now_in_milliseconds() -> None:
+    before = int(time.time() * 1000)
+    stamp = json.loads(emf_line("Predictions", "Count", 1))["_aws"]["Timestamp"]
+    assert isinstance(stamp, int)
+    assert before - 1 <= stamp <= int(time.time() * 1000) + 1
 
 
 def test_emit_metric_writes_one_line_unless_metrics_are_disabled(

@@ -122,8 +122,11 @@ def emf_line(name: str, unit: str, value: float, timestamp_ms: int | None = None
     ``Metrics.log_metrics`` prints after one ``add_metric`` (same keys, order and separators)."""
     head, middle = _template(name, unit)
     if timestamp_ms is None:
-        timestamp_ms = int(time.time() * 1000)
-    return f"{head}{timestamp_ms}{middle}{float(value)!r}]}}"
+        timestamp_ms = time.time_ns() // 1_000_000  # (no float: ~0.3 us less than time.time() * 1000)
+    # A count (a plain int) is written as repr(float(value)) writes it, without the float: the
+    # same text below 10**15 ("3.0"), ~1 us less on a request's path.
+    text = f"{value}.0" if type(value) is int and -(10**15) < value < 10**15 else repr(float(value))
+    return f"{head}{timestamp_ms}{middle}{text}]}}"
 
 
 def emit_metric(name: str, unit: str, value: float) -> None:
