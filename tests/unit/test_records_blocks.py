@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
@@ -370,3 +370,45 @@ def test_integer_rows_are_read_as_numpy_reads_their_lists(rows: list[list[int]])
         assert array.dtype == expected.dtype
         assert array.shape == expected.shape
         assert array.tolist() == rows
+
+
+DIGIT_CELLS = st.one_of(
+    st.integers(0, 10**6).map(str),
+    st.sampled_from(["", "0", "007", "9" * 18, "9" * 19, "9" * 20, "1" + "0" * 18, "0" * 23 + "1"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.lists(DIGIT_CELLS, min_size=1, max_size=4), min_size=1, max_size=10),
+    columns=st.integers(1, 4),
+    delimiter=st.sampled_from([",", "\t"]),
+    ended=st.booleans(),
+)
+@example(rows=[["1", "2"], ["3", "4"]], columns=2, delimiter=",", ended=True)
+@example(rows=[["1", ""], ["3", "4"]], columns=2, delimiter=",", ended=True)  # a trailing empty cell
+@example(rows=[["9" * 19]], columns=1, delimiter=",", ended=True)  # fromstring would clamp it
+def test_digit_tables_are_the_cells_as_floats(
+    rows: list[list[str]], columns: int, delimiter: str, ended: bool
+) -> None:
+    # _digit_table (np.fromstring) reads a digits-only chunk exactly, or declines; _csv_block,
+    # which tries it first, gives float(cell) for every cell of a well-formed table.
+    chunk = "\n".join(delimiter.join(row) for row in rows).encode() + (b"\n" if ended else b"")
+    assume(chunk)  # (the reader never passes an empty chunk)
+    table = readers_module._digit_table(chunk, delimiter, columns)
+    well_formed = all(len(row) == columns and all(row) for row in rows)
+    expected = np.array([[float(cell) for cell in row] for row in rows]) if well_formed else None
+    if table is not None:
+        assert expected is not None
+        assert ended
+        assert table.dtype == np.float64
+        assert table.shape == expected.shape
+        assert table.tobytes() == expected.tobytes()
+    elif well_formed and ended:  # declined only for a cell past 18 digits
+        assert any(len(cell) > 18 for row in rows for cell in row)
+    block = readers_module._csv_block(chunk, delimiter, columns)
+    if expected is not None and ended:
+        assert block is not None
+        assert block.tobytes() == expected.tobytes()
+    elif not well_formed:
+        assert block is None

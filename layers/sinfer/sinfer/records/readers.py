@@ -828,8 +828,10 @@ def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, An
     other = chunk.translate(None, _DIGIT_BYTES + delimiter.encode())
     if other.translate(None, _NUMBER_MARKS) or chunk.startswith(b"\n") or b"\n\n" in chunk:
         return None
+    array = _digit_table(chunk, delimiter, columns) if not other else None
+    if array is not None:
+        return array
     lines = chunk.splitlines()  # no \r here: splits at \n only
-    array = None
     if not other:
         # Digits only: int64 parsing is faster, and converting an integer to float64 rounds
         # it exactly as float() rounds its digits (both correctly rounded); past int64's range
@@ -854,5 +856,43 @@ def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, An
     return array
 
 
+def _digit_table(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, Any] | None:
+    """A chunk of only digits, delimiters and newlines (the caller checks) as a float64 table,
+    or None to use loadtxt.
+
+    ``np.fromstring`` parses integers ~20% faster than ``loadtxt`` and needs no split into
+    lines, but it is lax: it sees no rows, stops quietly at a trailing empty cell, and clamps
+    an integer past int64's range to its maximum. So: every row must end with a newline and
+    hold ``columns`` separators (bytes below "0": the delimiters and its newline), no cell may
+    be empty (two separators in a row, or one first), and a value at int64's maximum (a clamp,
+    or that very value) sends the chunk to loadtxt. What fromstring reads is then exactly the
+    cells, in order. The checks are whole-array passes with small results: arrays as large as
+    the chunk's separator positions cost more in page faults (freed and faulted back in on
+    every call) than the parse saves.
+    """
+    buf = np.frombuffer(chunk, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    rows = len(ends)
+    if not rows or ends[-1] != len(buf) - 1:
+        return None
+    separators = buf < 48
+    starts = np.empty(rows, np.intp)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    if not (np.add.reduceat(separators, starts, dtype=np.intp) == columns).all():
+        return None
+    if separators[0] or (separators[1:] & separators[:-1]).any():  # an empty cell
+        return None
+    if delimiter == ",":
+        text = chunk.replace(b"\n", b",")
+    else:
+        text = chunk.translate(bytes.maketrans(b"\n" + delimiter.encode(), b",,"))
+    values = np.fromstring(text, dtype=np.int64, sep=",")
+    if len(values) != rows * columns or (values == _INT64_MAX).any():
+        return None
+    return values.reshape(rows, columns).astype(np.float64)
+
+
+_INT64_MAX: Final = np.iinfo(np.int64).max
 _DIGIT_BYTES: Final = b"0123456789\n"
 _NUMBER_MARKS: Final = b"+-.eE"
