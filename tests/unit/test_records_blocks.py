@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -391,11 +392,13 @@ DIGIT_CELLS = st.one_of(
 def test_digit_tables_are_the_cells_as_floats(
     rows: list[list[str]], columns: int, delimiter: str, ended: bool
 ) -> None:
-    # _digit_table (np.fromstring) reads a digits-only chunk exactly, or declines; _csv_block,
+    # _digit_ints (np.fromstring) reads a digits-only chunk exactly, or declines; _csv_block,
     # which tries it first, gives float(cell) for every cell of a well-formed table.
     chunk = "\n".join(delimiter.join(row) for row in rows).encode() + (b"\n" if ended else b"")
     assume(chunk)  # (the reader never passes an empty chunk)
-    table = readers_module._digit_table(chunk, delimiter, columns)
+    assume(ended or rows[-1] != [""])  # (that chunk is the rows before it, ended)
+    ints = readers_module._digit_ints(chunk, delimiter, columns)
+    table = None if ints is None else ints.astype(np.float64)
     well_formed = all(len(row) == columns and all(row) for row in rows)
     expected = np.array([[float(cell) for cell in row] for row in rows]) if well_formed else None
     if table is not None:
@@ -412,3 +415,44 @@ def test_digit_tables_are_the_cells_as_floats(
         assert block.tobytes() == expected.tobytes()
     elif not well_formed:
         assert block is None
+
+
+JSON_DIGIT_LINES = st.one_of(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=4).map(
+        lambda row: json.dumps(row, separators=(",", ":"))
+    ),
+    st.sampled_from(["[]", "[007]", "[0,01]", "[1,[2]]", "[1,2", "1,2]", "[1][2]", "[9223372036854775807]"]),
+    st.sampled_from(["[18446744073709551615]", "[99999999999999999999]", "[0,0]", "[10,0]", "[-1]", "[1.0]"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(JSON_DIGIT_LINES, min_size=1, max_size=8), ended=st.booleans())
+@example(lines=["[1,2]", "[3,4]"], ended=True)
+@example(lines=["[01]"], ended=True)  # JSON has no leading zeros: an error record, not 1
+@example(lines=["[0,4,16]", "[10,0,7]"], ended=False)
+def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) -> None:
+    # _json_digit_rows (np.fromstring) takes lines of compact non-negative integer lists and
+    # gives the int64 table orjson's values make, or declines; _json_block agrees either way.
+    chunk = ("\n".join(lines) + ("\n" if ended else "")).encode()
+    table = readers_module._json_digit_rows(chunk, len(lines))
+    try:
+        values = [orjson.loads(line) for line in lines]
+        expected = np.asarray(values)
+    except (orjson.JSONDecodeError, ValueError):
+        expected = None
+    plain = expected is not None and expected.dtype == np.int64 and expected.ndim == 2 and expected.size > 0
+    if table is not None:
+        assert plain
+        assert expected is not None
+        assert table.dtype == np.int64
+        assert table.tobytes() == expected.tobytes()
+        assert table.shape == expected.shape
+    elif plain and all(line.startswith("[") and "-" not in line for line in lines):
+        # declined only at int64's maximum (the clamp guard): orjson reads past it as uint64/float
+        assert expected is not None
+        assert (expected == 2**63 - 1).any()
+    block = readers_module._json_block(chunk, len(lines), 1 << 20)
+    if table is not None:
+        assert block is not None
+        assert block.tobytes() == table.tobytes()
