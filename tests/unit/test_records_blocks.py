@@ -377,11 +377,17 @@ DIGIT_CELLS = st.one_of(
     st.integers(0, 10**6).map(str),
     st.sampled_from(["", "0", "007", "9" * 18, "9" * 19, "9" * 20, "1" + "0" * 18, "0" * 23 + "1"]),
 )
+NUMBER_NOT_DIGITS = ("-1", "1.5", "1e3", "+2")  # numbers, for loadtxt's route
+NOT_NUMBERS = (" 3", "a", "\r", "1;2")  # no block at all
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    rows=st.lists(st.lists(DIGIT_CELLS, min_size=1, max_size=4), min_size=1, max_size=10),
+    rows=st.lists(
+        st.lists(DIGIT_CELLS | st.sampled_from(NUMBER_NOT_DIGITS + NOT_NUMBERS), min_size=1, max_size=4),
+        min_size=1,
+        max_size=10,
+    ),
     columns=st.integers(1, 4),
     delimiter=st.sampled_from([",", "\t"]),
     ended=st.booleans(),
@@ -399,16 +405,18 @@ def test_digit_tables_are_the_cells_as_floats(
     assume(ended or rows[-1] != [""])  # (that chunk is the rows before it, ended)
     ints = readers_module._digit_ints(chunk, delimiter, columns)
     table = None if ints is None else ints.astype(np.float64)
-    well_formed = all(len(row) == columns and all(row) for row in rows)
+    cells = [cell for row in rows for cell in row]
+    well_formed = all(len(row) == columns and all(row) for row in rows) and not set(cells) & set(NOT_NUMBERS)
     expected = np.array([[float(cell) for cell in row] for row in rows]) if well_formed else None
     if table is not None:
         assert expected is not None
         assert ended
+        assert all(cell.isdigit() for cell in cells)
         assert table.dtype == np.float64
         assert table.shape == expected.shape
         assert table.tobytes() == expected.tobytes()
-    elif well_formed and ended:  # declined only for a cell past 18 digits
-        assert any(len(cell) > 18 for row in rows for cell in row)
+    elif well_formed and ended:  # declined only for a cell past 18 digits, or not digits
+        assert any(len(cell) > 18 or not cell.isdigit() for cell in cells)
     block = readers_module._csv_block(chunk, delimiter, columns)
     if expected is not None and ended:
         assert block is not None
