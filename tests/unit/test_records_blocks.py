@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +404,9 @@ def test_digit_tables_are_the_cells_as_floats(
     chunk = "\n".join(delimiter.join(row) for row in rows).encode() + (b"\n" if ended else b"")
     assume(chunk)  # (the reader never passes an empty chunk)
     assume(ended or rows[-1] != [""])  # (that chunk is the rows before it, ended)
-    ints = readers_module._digit_ints(chunk, delimiter, columns)
+    with warnings.catch_warnings():  # fromstring warns where it stops early: the checks prevent it
+        warnings.simplefilter("error")
+        ints = readers_module._digit_ints(chunk, delimiter, columns)
     table = None if ints is None else ints.astype(np.float64)
     cells = [cell for row in rows for cell in row]
     well_formed = all(len(row) == columns and all(row) for row in rows) and not set(cells) & set(NOT_NUMBERS)
@@ -443,7 +446,9 @@ def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) ->
     # _json_digit_rows (np.fromstring) takes lines of compact non-negative integer lists and
     # gives the int64 table orjson's values make, or declines; _json_block agrees either way.
     chunk = ("\n".join(lines) + ("\n" if ended else "")).encode()
-    table = readers_module._json_digit_rows(chunk, len(lines))
+    with warnings.catch_warnings():  # fromstring warns where it stops early: the checks prevent it
+        warnings.simplefilter("error")
+        table = readers_module._json_digit_rows(chunk, len(lines))
     try:
         values = [orjson.loads(line) for line in lines]
         expected = np.asarray(values)
