@@ -657,7 +657,8 @@ def _line_count(chunk: bytes) -> int:
 # array ("[" + lines joined by "," + "]"). orjson and json agree on such lines (numbers are
 # correctly rounded by both); where they could differ (NaN/Infinity, integers past 64 bits, a
 # BOM, blank lines, two values on a line) orjson refuses or the counts disagree, and the chunk
-# is read record by record.
+# is read record by record. Lines of compact non-negative integer lists, the commonest, skip
+# orjson: they are parsed as a CSV of integers is (_json_digit_rows, _digit_ints).
 
 
 def _jsonl_blocks(
