@@ -927,7 +927,10 @@ def _digit_ints(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, A
         text = chunk.replace(b"\n", b",")
     else:
         text = chunk.translate(bytes.maketrans(b"\n" + delimiter.encode(), b",,"))
-    values = np.fromstring(text, dtype=np.int64, sep=",")
+    try:
+        values = np.fromstring(text, dtype=np.int64, sep=",")
+    except (ValueError, OverflowError):  # (numpy 2.5 clamps instead; a later one may refuse)
+        return None
     if len(values) != rows * columns or (values == _INT64_MAX).any():
         return None
     return values.reshape(rows, columns)
