@@ -469,3 +469,17 @@ def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) ->
     if table is not None:
         assert block is not None
         assert block.tobytes() == table.tobytes()
+
+
+def test_a_fromstring_that_refuses_sends_the_chunk_to_loadtxt(monkeypatch: pytest.MonkeyPatch) -> None:
+    # numpy 2.5 clamps an out-of-range integer (the guard catches the clamp); a numpy that raises
+    # instead must not fail the file: the chunk takes loadtxt's route.
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OverflowError("integer out of range")
+
+    monkeypatch.setattr(readers_module.np, "fromstring", refuse)
+    chunk = b"1,2\n3,4\n"
+    assert readers_module._digit_ints(chunk, ",", 2) is None
+    block = readers_module._csv_block(chunk, ",", 2)
+    assert block is not None
+    assert block.tolist() == [[1.0, 2.0], [3.0, 4.0]]
