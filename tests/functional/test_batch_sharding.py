@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sinfer.batch import orchestrator
 from sinfer.batch.bedrock import BedrockEntry, batch_input_line, build_model_input, record_id
-from sinfer.batch.shards import Limits, Plan, Shard, write_shards
+from sinfer.batch.shards import Limits, Plan, Shard, ShardFiles, write_shards
 from sinfer.errors import InvalidInputError
 from sinfer.records.types import Record, RecordError
 from tests.conftest import MODELS
@@ -229,3 +229,23 @@ def test_sagemaker_files_stay_under_the_byte_limit(aws: AwsStack, configure: Con
     assert all(len(aws.get(key)) <= 2_000 for key in files)
     assert sum(len(aws.lines(key)) for key in files) == 31  # the torn line was never sent
     assert_same_as_direct(aws.lines("outputs/digits/scans.jsonl.predictions.jsonl"), direct(body))
+
+
+def test_shard_files_are_the_documented_layout() -> None:
+    # The S3 layout under batch/ (DESIGN.md, sinfer.batch.shards): every writer and reader of a
+    # shard's files, the orchestrator's retries and outcomes included, names them through this.
+    shard = Shard(3, "batch/job-1/s0003/")
+    files = shard.files
+    assert (files.input_key, files.index_key, files.output_prefix) == (
+        "batch/job-1/s0003/input.jsonl",
+        "batch/job-1/s0003/index.jsonl",
+        "batch/job-1/s0003/output/",
+    )
+    assert (shard.input_key, shard.index_key, shard.output_prefix) == (
+        files.input_key,
+        files.index_key,
+        files.output_prefix,
+    )
+    assert files.outcomes_key == "batch/job-1/s0003/outcomes.jsonl"
+    assert ShardFiles("batch/job-1/s0003-r0/").keys_key == "batch/job-1/s0003-r0/keys.jsonl"
+    assert ShardFiles.of_input(files.input_key) == files

@@ -46,7 +46,7 @@ from sinfer.batch.backends import (
     realtime_bedrock,
     s3_uri,
 )
-from sinfer.batch.shards import Limits, Plan, json_ready, read_index, write_shards
+from sinfer.batch.shards import Limits, Plan, ShardFiles, json_ready, read_index, write_shards
 from sinfer.config import Settings, settings
 from sinfer.errors import SinferError
 from sinfer.inference.registry import ModelRegistry, default_registry
@@ -478,7 +478,7 @@ def _save_outcomes(shard: Job, outcomes: ShardOutcomes) -> str:
     and needs no model-output parsing. Returns the key, stored on the shard as ``outcomes_key``.
     """
     source = s3.S3Uri.parse(shard.input)
-    key = source.key.rsplit("/", 1)[0] + "/outcomes.jsonl"
+    key = ShardFiles.of_input(source.key).outcomes_key
     with S3JsonlWriter(source.bucket, key) as writer:  # published whole, or aborted
         for rid, (prediction, error) in outcomes.lines.items():
             writer.write(json.dumps([rid, prediction, error], separators=(",", ":")).encode() + b"\n")
@@ -598,25 +598,25 @@ def _queue_retry(
     name = f"s{index:04d}-r{attempt - 1}"
     retry_id = f"{parent}-{name}"
     source = s3.S3Uri.parse(shard.input)
-    prefix = f"{ctx.config.batch_prefix}{parent}/{name}/"
-    writer = S3JsonlWriter(source.bucket, prefix + "input.jsonl")
+    files = ShardFiles(f"{ctx.config.batch_prefix}{parent}/{name}/")
+    writer = S3JsonlWriter(source.bucket, files.input_key)
     for _, raw in failed:
         writer.write(raw if raw.endswith(b"\n") else raw + b"\n")
     writer.close()
     extra: dict[str, Any] = {}
     if shard.backend != "bedrock":  # joined by position: say whose line each one is
-        keys = S3JsonlWriter(source.bucket, prefix + "keys.jsonl")
+        keys = S3JsonlWriter(source.bucket, files.keys_key)
         for key, _ in failed:
             keys.write(json.dumps(key).encode() + b"\n")
         keys.close()
-        extra["keys_key"] = prefix + "keys.jsonl"
+        extra["keys_key"] = files.keys_key
     realtime = target.kind == "bedrock" and len(failed) < ctx.config.bedrock_min_records
     retry = Job(
         job_id=retry_id,
         model=shard.model,
         status="SUBMITTED" if realtime else "QUEUED",
-        input=s3_uri(source.bucket, prefix + "input.jsonl"),
-        output=s3_uri(source.bucket, prefix + "output/"),
+        input=s3_uri(source.bucket, files.input_key),
+        output=s3_uri(source.bucket, files.output_prefix),
         model_version=shard.model_version,
         backend=shard.backend,
         records=len(failed),

@@ -9,6 +9,11 @@ Each shard is one backend job with one input file, under the job's work prefix::
     batch/<job_id>/s0000/output/         where the backend writes
     batch/<job_id>/s0000/outcomes.jsonl  what collection read from it, for the merge
                                          ([key, prediction, error] per record; orchestrator)
+    batch/<job_id>/s0000-r0/             a retry of a shard's failed records (orchestrator),
+                                         with keys.jsonl: each line's key, for backends that
+                                         join by position
+
+:class:`ShardFiles` is that layout, the one place its names are written.
 
 The index file is what makes the join exact: the merge walks it in order, so every input
 record yields exactly one output line (a prediction, the backend's error, or the reason it was
@@ -43,6 +48,38 @@ class Limits:
     min_records: int = 0  # Bedrock: smaller jobs are refused; the remainder runs in real time
 
 
+@dataclass(frozen=True, slots=True)
+class ShardFiles:
+    """A shard's (or a retry's) files under its prefix (see the module docstring)."""
+
+    prefix: str  # batch/<job>/s0000/
+
+    @classmethod
+    def of_input(cls, input_key: str) -> ShardFiles:
+        """The files beside a shard's input file."""
+        return cls(input_key.rsplit("/", 1)[0] + "/")
+
+    @property
+    def input_key(self) -> str:
+        return f"{self.prefix}input.jsonl"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}index.jsonl"
+
+    @property
+    def output_prefix(self) -> str:
+        return f"{self.prefix}output/"
+
+    @property
+    def outcomes_key(self) -> str:
+        return f"{self.prefix}outcomes.jsonl"
+
+    @property
+    def keys_key(self) -> str:
+        return f"{self.prefix}keys.jsonl"
+
+
 @dataclass(slots=True)
 class Shard:
     index: int
@@ -57,16 +94,20 @@ class Shard:
         return f"s{self.index:04d}"
 
     @property
+    def files(self) -> ShardFiles:
+        return ShardFiles(self.prefix)
+
+    @property
     def input_key(self) -> str:
-        return f"{self.prefix}input.jsonl"
+        return self.files.input_key
 
     @property
     def index_key(self) -> str:
-        return f"{self.prefix}index.jsonl"
+        return self.files.index_key
 
     @property
     def output_prefix(self) -> str:
-        return f"{self.prefix}output/"
+        return self.files.output_prefix
 
 
 @dataclass(slots=True)
