@@ -44,7 +44,7 @@ def texts(count: int) -> Iterator[Record]:
 
 def shard_files(aws: AwsStack, shard: Shard) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(input.jsonl lines, index.jsonl lines) of one shard, read back from S3."""
-    return aws.lines(shard.input_key), aws.lines(shard.index_key)
+    return aws.lines(shard.files.input_key), aws.lines(shard.files.index_key)
 
 
 def assert_every_record_once(aws: AwsStack, plan: Plan, count: int) -> None:
@@ -149,16 +149,16 @@ def test_any_file_is_split_within_the_limits_and_keeps_every_record(
     for shard in plan.shards:
         assert shard.sent <= max_records
         assert shard.bytes <= max_bytes or shard.sent == 1
-        assert len(aws.get(shard.input_key)) == shard.bytes
+        assert len(aws.get(shard.files.input_key)) == shard.bytes
     # ... only the last file may be marked for real time, and only under the minimum
     assert all(not s.realtime for s in plan.shards[:-1])
     assert plan.shards[-1].realtime == (0 < plan.shards[-1].sent < min_records)
     # ... and every record is in exactly one index, in order; positions key the sent ones
-    indexed = [entry for s in plan.shards for entry in aws.lines(s.index_key)]
+    indexed = [entry for s in plan.shards for entry in aws.lines(s.files.index_key)]
     assert [entry["i"] for entry in indexed] == list(range(len(good)))
     assert [("rid" in entry) for entry in indexed] == good
     for shard in plan.shards:
-        rids = [entry["rid"] for entry in aws.lines(shard.index_key) if "rid" in entry]
+        rids = [entry["rid"] for entry in aws.lines(shard.files.index_key) if "rid" in entry]
         assert rids == [str(n) for n in range(shard.sent)]
 
 
@@ -240,11 +240,6 @@ def test_shard_files_are_the_documented_layout() -> None:
         "batch/job-1/s0003/input.jsonl",
         "batch/job-1/s0003/index.jsonl",
         "batch/job-1/s0003/output/",
-    )
-    assert (shard.input_key, shard.index_key, shard.output_prefix) == (
-        files.input_key,
-        files.index_key,
-        files.output_prefix,
     )
     assert files.outcomes_key == "batch/job-1/s0003/outcomes.jsonl"
     assert ShardFiles("batch/job-1/s0003-r0/").keys_key == "batch/job-1/s0003-r0/keys.jsonl"

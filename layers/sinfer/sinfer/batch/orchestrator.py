@@ -275,8 +275,8 @@ def _create_shards(parent: Job, target: Target, plan: Plan, ctx: Context) -> Non
             status="QUEUED"
             if shard.sent and not shard.realtime
             else ("SUBMITTED" if shard.sent else "COMPLETED"),
-            input=s3_uri(bucket, shard.input_key),
-            output=s3_uri(bucket, shard.output_prefix),
+            input=s3_uri(bucket, shard.files.input_key),
+            output=s3_uri(bucket, shard.files.output_prefix),
             model_version=target.version,
             backend=target.kind,
             records=shard.sent,
@@ -285,7 +285,7 @@ def _create_shards(parent: Job, target: Target, plan: Plan, ctx: Context) -> Non
                 "lane": "realtime" if shard.realtime else target.lane,
                 "shard": shard.index,
                 "attempt": 1,
-                "index_key": shard.index_key,
+                "index_key": shard.files.index_key,
                 "realtime": shard.realtime,
             },
         )

@@ -97,18 +97,6 @@ class Shard:
     def files(self) -> ShardFiles:
         return ShardFiles(self.prefix)
 
-    @property
-    def input_key(self) -> str:
-        return self.files.input_key
-
-    @property
-    def index_key(self) -> str:
-        return self.files.index_key
-
-    @property
-    def output_prefix(self) -> str:
-        return self.files.output_prefix
-
 
 @dataclass(slots=True)
 class Plan:
@@ -136,8 +124,8 @@ def _index_line(doc: dict[str, Any]) -> bytes:
 class _OpenShard:
     def __init__(self, shard: Shard, bucket: str) -> None:
         self.shard = shard
-        self.input = S3JsonlWriter(bucket, shard.input_key)
-        self.index = S3JsonlWriter(bucket, shard.index_key)
+        self.input = S3JsonlWriter(bucket, shard.files.input_key)
+        self.index = S3JsonlWriter(bucket, shard.files.index_key)
 
     def close(self) -> None:
         self.input.close()
