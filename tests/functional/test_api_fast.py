@@ -184,6 +184,53 @@ def test_gzip_body_is_inflated_by_the_shared_decoder(
     _assert_served_alike(api_event("1.0", "POST", "/v1/models/digits:predict", body, headers), capsys)
 
 
+# What an edge-optimised REST API passes besides the client's own headers (CloudFront's and
+# API Gateway's), with the ones the fast path reads in other spellings.
+GATEWAY_HEADERS = {
+    "Accept": "*/*",
+    "CloudFront-Forwarded-Proto": "https",
+    "CloudFront-Is-Desktop-Viewer": "true",
+    "CloudFront-Is-Mobile-Viewer": "false",
+    "CloudFront-Is-SmartTV-Viewer": "false",
+    "CloudFront-Is-Tablet-Viewer": "false",
+    "CloudFront-Viewer-Country": "US",
+    "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+    "User-Agent": "python-requests/2.32.3",
+    "Via": "1.1 0123456789abcdef.cloudfront.net (CloudFront)",
+    "X-Amz-Cf-Id": "cf-id",
+    "X-Amzn-Trace-Id": "Root=1-5e1b4151-5ac6c58f5b5daa6532e4f2e4",
+    "X-Forwarded-For": "203.0.113.7, 198.51.100.1",
+    "X-Forwarded-Port": "443",
+    "X-Forwarded-Proto": "https",
+    "x-api-key": "not-a-real-key",
+}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {**GATEWAY_HEADERS, "content-type": "application/json"},
+        {**GATEWAY_HEADERS, "CONTENT-TYPE": "application/json", "Content-Encoding": "gzip"},
+        # two spellings of one header: the last wins, on both paths
+        {"Content-Type": "text/csv", **GATEWAY_HEADERS, "content-type": "application/json"},
+        {"content-type": "application/json", **GATEWAY_HEADERS, "Content-Type": "text/csv"},
+    ],
+    ids=["lowercase", "uppercase gzip", "last spelling json", "last spelling csv"],
+)
+def test_gateway_headers_are_read_as_the_resolver_reads_them(
+    model_store: Path, capsys: pytest.CaptureFixture[str], headers: dict[str, str]
+) -> None:
+    body = json.dumps({"instances": _rows("digits", 2)}).encode()
+    if "gzip" in headers.values():
+        body = gzip.compress(body)
+    event = api_event("1.0", "POST", "/v1/models/digits:predict", body, headers)
+    last = [value for key, value in headers.items() if key.lower() == "content-type"][-1]
+    if last == "text/csv":  # the last spelling says CSV: the resolver's 415
+        assert _assert_falls_back(event, capsys)["statusCode"] == 415
+    else:
+        _assert_served_alike(event, capsys)
+
+
 # --- everything else falls back ------------------------------------------------------------
 
 
