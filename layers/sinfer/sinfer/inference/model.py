@@ -174,9 +174,7 @@ class LoadedModel:
         a whole does not fit, so the caller falls back to records one by one (which name the
         culprit). Results equal ``predict(array.tolist())``.
         """
-        if not self.takes_arrays:
-            raise InvalidInputError(f"model {self.name!r} does not take whole numeric blocks")
-        batch = self._validate_batch(array, len(array))
+        batch = self._validated_block(array)
         return self._predict_batch(batch, len(batch))
 
     def predict_array_lines(self, array: np.ndarray[Any, Any], start: int) -> bytes:
@@ -191,32 +189,38 @@ class LoadedModel:
         # real-time function's cold start does not need.
         from sinfer.records.types import fragment_lines, prediction_lines
 
-        if not self.takes_arrays:
-            raise InvalidInputError(f"model {self.name!r} does not take whole numeric blocks")
-        batch = self._validate_batch(array, len(array))
-        name = self.input_names[0]
+        post, labels = self._post, self.manifest.labels
         parts = []
-        for lo in range(0, len(batch), self.max_batch):
-            chunk = batch[lo : lo + self.max_batch]
-            columns = self._columns(self._session_run({name: chunk}, self._fetch), len(chunk))
-            post = self._post
-            fragments = None if post is None else postprocess_json(post, columns[0], self.manifest.labels)
+        for lo, size, columns in self._chunk_columns(self._validated_block(array)):
+            fragments = None if post is None else postprocess_json(post, columns[0], labels)
             if fragments is None:
                 parts.append(prediction_lines(start + lo, self._format(columns)))
             else:
-                parts.append(fragment_lines(start + lo, len(chunk), fragments))
+                parts.append(fragment_lines(start + lo, size, fragments))
         return b"".join(parts)
 
+    def _validated_block(self, array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if not self.takes_arrays:
+            raise InvalidInputError(f"model {self.name!r} does not take whole numeric blocks")
+        return self._validate_batch(array, len(array))
+
     def _predict_batch(self, batch: np.ndarray[Any, Any], count: int) -> list[Any]:
-        name = self.input_names[0]
         if count <= self.max_batch:  # one chunk (every API request but the largest): no slicing
+            name = self.input_names[0]
             return self._format(self._columns(self._session_run({name: batch}, self._fetch), count))
         results: list[Any] = []
-        for start in range(0, count, self.max_batch):
-            chunk = batch[start : start + self.max_batch]
-            size = len(chunk)
-            results.extend(self._format(self._columns(self._session_run({name: chunk}, self._fetch), size)))
+        for _, _, columns in self._chunk_columns(batch):
+            results.extend(self._format(columns))
         return results
+
+    def _chunk_columns(self, batch: np.ndarray[Any, Any]) -> Iterator[tuple[int, int, list[Any]]]:
+        """A validated batch run ``max_batch`` rows at a time: each chunk's first row, its row
+        count and its output columns."""
+        name = self.input_names[0]
+        for lo in range(0, len(batch), self.max_batch):
+            chunk = batch[lo : lo + self.max_batch]
+            size = len(chunk)
+            yield lo, size, self._columns(self._session_run({name: chunk}, self._fetch), size)
 
     def predict_samples(self, samples: Sequence[Sample]) -> list[Any]:
         results: list[Any] = []
