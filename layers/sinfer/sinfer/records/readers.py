@@ -859,32 +859,20 @@ def _csv_block(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, An
     ints = _digit_ints(chunk, delimiter, columns)  # an integer table, the common case
     if ints is not None:
         return ints.astype(np.float64)
-    # What is not a digit, newline or delimiter: nothing in an integer table, so one pass over
-    # the chunk answers both questions below.
-    other = chunk.translate(None, _DIGIT_BYTES + delimiter.encode())
-    if other.translate(None, _NUMBER_MARKS) or chunk.startswith(b"\n") or b"\n\n" in chunk:
+    # Anything but digits, newlines, the delimiter and number marks (signs, points, exponents):
+    # not a table of numbers. Integers _digit_ints declined (one at int64's maximum, or past
+    # it) are read as floats here, which rounds them as the int64 route did: both correctly.
+    if chunk.translate(None, _NUMBER_BYTES + delimiter.encode()):
+        return None
+    if chunk.startswith(b"\n") or b"\n\n" in chunk:
         return None
     lines = chunk.splitlines()  # no \r here: splits at \n only
-    array = None
-    if not other:
-        # Digits only: int64 parsing is faster, and converting an integer to float64 rounds
-        # it exactly as float() rounds its digits (both correctly rounded); past int64's range
-        # loadtxt refuses and the float parse below takes over.
-        try:
-            array = np.loadtxt(
-                lines, delimiter=delimiter, comments=None, quotechar=None, dtype=np.int64, ndmin=2
-            )
-        except (ValueError, OverflowError):
-            array = None
-        else:
-            array = array.astype(np.float64)
-    if array is None:
-        try:
-            array = np.loadtxt(
-                lines, delimiter=delimiter, comments=None, quotechar=None, dtype=np.float64, ndmin=2
-            )
-        except ValueError:  # empty cells, ragged rows, a cell that is not a number
-            return None
+    try:
+        array = np.loadtxt(
+            lines, delimiter=delimiter, comments=None, quotechar=None, dtype=np.float64, ndmin=2
+        )
+    except ValueError:  # empty cells, ragged rows, a cell that is not a number
+        return None
     if array.shape != (len(lines), columns):
         return None
     return array
@@ -937,5 +925,4 @@ def _digit_ints(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, A
 
 
 _INT64_MAX: Final = np.iinfo(np.int64).max
-_DIGIT_BYTES: Final = b"0123456789\n"
-_NUMBER_MARKS: Final = b"+-.eE"
+_NUMBER_BYTES: Final = b"0123456789\n+-.eE"
