@@ -59,23 +59,15 @@ def _parse_csv_loadtxt(data: bytes) -> Any:
     return np.loadtxt(io.BytesIO(data), delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
 
 
-def _parse_csv_fromstring(data: bytes) -> Any:
+def _parse_csv_fromstring(data: bytes, dtype: str = "float32") -> Any:
+    """``numpy.fromstring`` over the cells read as ``dtype`` (int64: the integers they are),
+    then float32."""
     import numpy as np
 
     header, _, body = data.partition(b"\n")
     columns = header.count(b",") + 1
-    values = np.fromstring(body.replace(b"\n", b",").decode("ascii"), dtype=np.float32, sep=",")
-    return values.reshape(-1, columns)
-
-
-def _parse_csv_fromstring_int(data: bytes) -> Any:
-    """``numpy.fromstring`` reading the cells as the integers they are, then float32."""
-    import numpy as np
-
-    header, _, body = data.partition(b"\n")
-    columns = header.count(b",") + 1
-    values = np.fromstring(body.replace(b"\n", b","), dtype=np.int64, sep=",")
-    return values.reshape(-1, columns).astype(np.float32)
+    values = np.fromstring(body.replace(b"\n", b","), dtype=dtype, sep=",")
+    return values.reshape(-1, columns).astype(np.float32, copy=False)
 
 
 def _parse_sinfer_blocks(name: str, data: bytes) -> Any:
@@ -167,7 +159,7 @@ def _parsers(kind: str, decode: Any) -> dict[str, Any]:
         return {
             "numpy.loadtxt": _parse_csv_loadtxt,
             "numpy.fromstring": _parse_csv_fromstring,
-            "numpy.fromstring int64": _parse_csv_fromstring_int,
+            "numpy.fromstring int64": functools.partial(_parse_csv_fromstring, dtype="int64"),
             "sinfer read_blocks": functools.partial(_parse_sinfer_blocks, "bench.csv"),
         }
     if kind == "jsonl":
