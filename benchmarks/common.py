@@ -171,18 +171,26 @@ def median(samples: Sequence[float]) -> float:
     return percentile(samples, 50)
 
 
-def best_rate(fn: Callable[[], Any], amount: float, repeats: int) -> float:
-    """The best rate (``amount`` per second) over ``repeats`` runs of ``fn``.
+def best_rates(cases: dict[str, tuple[Callable[[], Any], float]], repeats: int) -> dict[str, float]:
+    """The best rate (``amount`` per second) of each case's ``(fn, amount)`` over ``repeats``
+    rounds, the cases interleaved.
 
     Best, not median, for baselines that stand for a limit: the fastest run is the one least
-    disturbed by the rest of the machine.
+    disturbed by the rest of the machine. Interleaved (every case once a round, the order
+    rotating each round), as the latency scenario's calls are: on a shared host, the other
+    tenants' load comes and goes over seconds, and when the baselines ran all their rounds
+    before the pipeline ran its own, a quiet spell landing on one side moved the ratios by
+    0.2-0.3 between runs of the same code.
     """
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        seconds = time.perf_counter() - start
-        best = max(best, amount / seconds if seconds > 0 else float("inf"))
+    names = list(cases)
+    best = dict.fromkeys(names, 0.0)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn, amount = cases[name]
+            start = time.perf_counter()
+            fn()
+            seconds = time.perf_counter() - start
+            best[name] = max(best[name], amount / seconds if seconds > 0 else float("inf"))
     return best
 
 

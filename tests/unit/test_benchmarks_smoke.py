@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import run as bench_run
-from benchmarks.common import Config, ScenarioResult, interleaved, percentile, render_table
+from benchmarks.common import Config, ScenarioResult, best_rates, interleaved, percentile, render_table
 from benchmarks.scenarios import SCENARIOS
 from sinfer.cli import CliError
 from sinfer.cli import bench as bench_cli
@@ -52,6 +52,20 @@ def test_interleaved_timing_gives_every_case_its_samples() -> None:
 
     assert {name: len(values) for name, values in samples.items()} == {"a": 12, "b": 12}
     assert percentile([3, 1, 2], 50) == 2
+
+
+def test_best_rates_interleaves_the_cases_and_keeps_each_ones_best() -> None:
+    # GIVEN three cases that record when they run
+    order: list[str] = []
+    cases = {name: (lambda name=name: order.append(name), 10.0) for name in ("a", "b", "c")}
+
+    # WHEN they are measured over three rounds
+    rates = best_rates(cases, 3)
+
+    # THEN every case ran once a round, the order rotating, and each has a positive rate
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert set(rates) == {"a", "b", "c"}
+    assert all(rate > 0 for rate in rates.values())
 
 
 def test_sinfer_bench_finds_this_checkout_and_passes_options_through(tmp_path: Path) -> None:
