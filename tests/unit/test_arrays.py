@@ -170,10 +170,14 @@ def test_plain_numbers_takes_what_requests_carry_and_leaves_the_rest() -> None:
     f32 = np.dtype(np.float32)
     assert plain_numbers([[0.1, 2, True], [3.5, -4, False]], f32) is not None
     assert plain_numbers([0.1, 2.0], np.dtype(np.float64)) is not None
+    # Floats alone are cast as the general path casts them, even NaN or past float32's range.
+    for floats in ([1e39, -1e39], [float("nan"), 1.0], [float("inf")]):
+        assert plain_numbers(floats, f32).tobytes() == _general_coerce(np.float32, floats).tobytes()
     left = [
-        ([1e39], f32),  # overflows float32: the general path casts it quietly to inf
-        ([float("nan"), 1.0], f32),
+        ([1e39, 1], f32),  # a mixed row is bounded as a whole
+        ([float("nan"), 1], f32),
         ([2**53 + 1], f32),  # an int a float64 rounds: one rounding only on the general path
+        ([0.5], np.dtype(">f4")),  # not the array module's byte order
         (["1.5"], f32),
         ([None], f32),
         ([[1.0], [1.0, 2.0]], f32),  # ragged
@@ -185,4 +189,4 @@ def test_plain_numbers_takes_what_requests_carry_and_leaves_the_rest() -> None:
     for value, target in left:
         assert plain_numbers(value, target) is None, value
     # and coerce still gives those their general answers
-    assert np.isinf(coerce(spec((None,)), [1e39])).all()
+    assert coerce(spec((None,)), [1e39, 1]).tolist() == [np.inf, 1.0]
