@@ -46,6 +46,10 @@ class LoadedModel:
         dtype = self.inputs[0].dtype if len(self.inputs) == 1 else None
         self._takes_arrays = not self.loops and dtype is not None and dtype.kind in "biuf"
         self._sample_shape = self.inputs[0].sample_shape if self._takes_arrays else None
+        # Instances that are rows of numbers of this one width (a fixed 1-D sample shape) need no
+        # shape check once plain_numbers has taken them: it stacks them as (count, width).
+        sample = self._sample_shape
+        self._row_shape = sample if sample is not None and len(sample) == 1 and None not in sample else None
         self._post = files.manifest.postprocess
         # Predictions fetch only what they format: with a postprocess rule, that one output.
         # ONNX Runtime then skips converting the others, and skl2onnx's ZipMap dicts or a
@@ -138,7 +142,9 @@ class LoadedModel:
         # A request's rows of plain numbers, the usual case, are converted without coerce's
         # general path (plain_numbers answers None for anything it cannot take exactly).
         spec = self.inputs[0]
-        array = plain_numbers(instances, spec.dtype) if type(instances[0]) is list else None
+        array = plain_numbers(instances, spec.dtype) if instances[0].__class__ is list else None
+        if array is not None and (len(instances[0]),) == self._row_shape:
+            return array
         try:
             if array is not None:
                 return self._check_batch(array, len(instances))
