@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from sinfer.codecs import images
-from sinfer.codecs.instances import decode_b64, implied_image_spec
+from sinfer.codecs.arrays import check_sample_shape, coerce
+from sinfer.codecs.instances import decode_b64, encode_value, implied_image_spec
 from sinfer.errors import InvalidInputError
 from sinfer.model.manifest import ImageSpec, InputDecl
 from sinfer.model.signature import TensorSpec
@@ -187,3 +189,31 @@ def test_b64_values_decode_exactly_as_base64_b64decode_validating(value: str) ->
             decode_b64(value, "instances[0]")
     else:
         assert decode_b64(value, "instances[0]") == expected
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "image"),
+    [
+        (np.float32, (None, 64), ImageSpec(color_mode="L", resize=(8, 8), layout="flat", scale=16 / 255)),
+        (np.float32, (None, 1, 8, 8), None),  # implied: NCHW, the decoder's shape exactly
+        (np.float32, (1, 1, 8, 8), None),  # a fixed batch of one
+        (np.float16, (None, 1, 8, 8), None),  # the decoder's float32 is cast
+        (np.float32, (None, 8, 8), ImageSpec(color_mode="L", resize=(8, 8), layout="flat")),  # reshaped
+    ],
+)
+def test_an_image_instance_is_what_coerce_and_the_shape_check_make_of_its_pixels(
+    rgb: np.ndarray, dtype: Any, shape: tuple[int | None, ...], image: ImageSpec | None
+) -> None:
+    # encode_value returns the decoder's array as it is when its dtype and shape are the input's;
+    # that must be exactly what the general route (coerce, then check_sample_shape) gives.
+    spec = TensorSpec("x", "tensor(float)", np.dtype(dtype), shape, InputDecl(image=image))
+    png = encode(rgb)
+    image_spec = implied_image_spec(spec)
+    assert image_spec is not None
+    general = check_sample_shape(spec, coerce(spec, images.decode(png, image_spec)))
+
+    value = encode_value(spec, {"b64": base64.b64encode(png).decode()}, "instances[0]")
+
+    assert value.dtype == general.dtype
+    assert value.shape == general.shape
+    assert value.tobytes() == general.tobytes()
