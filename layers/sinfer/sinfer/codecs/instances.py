@@ -90,13 +90,14 @@ def encode_value(spec: TensorSpec, value: Any, where: str) -> np.ndarray[Any, An
                 f"(it expects {spec.describe_sample()}; declare kind 'image' in model.json)"
             )
         try:
-            value = images.decode(bytes(value), image_spec)
+            pixels = images.decode(bytes(value), image_spec)
         except InvalidInputError as exc:  # say which instance and input the bad image was
             raise InvalidInputError(f"{where}: {exc.message}") from None
-        if value.dtype == spec.dtype and value.shape == spec.sample_shape:
+        if pixels.dtype == spec.dtype and pixels.shape == spec.sample_shape:
             # What coerce and check_sample_shape return for the decoder's own array of the
             # input's dtype and shape: that array itself (~2 us of an image's Python around them).
-            return value
+            return pixels
+        value = pixels
     try:
         array = coerce(spec, value, where=where)
     except InvalidInputError as exc:
