@@ -51,6 +51,7 @@ class LoadedModel:
         sample = self._sample_shape
         self._row_shape = sample if sample is not None and len(sample) == 1 and None not in sample else None
         self._post = files.manifest.postprocess
+        self._labels = files.manifest.labels
         # Predictions fetch only what they format: with a postprocess rule, that one output.
         # ONNX Runtime then skips converting the others, and skl2onnx's ZipMap dicts or a
         # classifier's label tensor can cost more than running a small model. run() and
@@ -195,7 +196,7 @@ class LoadedModel:
         # real-time function's cold start does not need.
         from sinfer.records.types import fragment_lines, prediction_lines
 
-        post, labels = self._post, self.manifest.labels
+        post, labels = self._post, self._labels
         parts = []
         for lo, size, columns in self._chunk_columns(self._validated_block(array)):
             fragments = None if post is None else postprocess_json(post, columns[0], labels)
@@ -212,8 +213,8 @@ class LoadedModel:
 
     def _predict_batch(self, batch: np.ndarray[Any, Any], count: int) -> list[Any]:
         if count <= self.max_batch:  # one chunk (every API request but the largest): no slicing
-            name = self.input_names[0]
-            return self._format(self._columns(self._session_run({name: batch}, self._fetch), count))
+            outputs = self._session_run({self.input_names[0]: batch}, self._fetch)
+            return self._format(self._columns(outputs, count))
         results: list[Any] = []
         for _, _, columns in self._chunk_columns(batch):
             results.extend(self._format(columns))
@@ -245,7 +246,7 @@ class LoadedModel:
                 }
                 outputs = self._session_run(feeds, self._fetch)
                 per_instance.append(
-                    [_first(o) if self._unbatch_looped and self._batched_output(o, 1) else o for o in outputs]
+                    [_first(o) if self._unbatch_looped and _batched(o, 1) else o for o in outputs]
                 )
             return [list(column) for column in zip(*per_instance, strict=True)]
         feeds = {name: _stack([sample[name] for sample in samples], name) for name in self.input_names}
@@ -253,19 +254,13 @@ class LoadedModel:
 
     def _columns(self, outputs: list[Any], count: int) -> list[Any]:
         """A batch's outputs → columns: batched outputs as they are, unbatched ones repeated."""
-        return [o if self._batched_output(o, count) else [o] * count for o in outputs]
-
-    @staticmethod
-    def _batched_output(output: Any, count: int) -> bool:
-        if isinstance(output, np.ndarray):
-            return output.ndim > 0 and output.shape[0] == count
-        return isinstance(output, list) and len(output) == count
+        return [o if _batched(o, count) else [o] * count for o in outputs]
 
     def _format(self, columns: list[Any]) -> list[Any]:
         """The fetched outputs' columns → each instance's prediction (post-processed if the
         manifest says so; else the output's value, or ``{output name: value}`` for several)."""
         if self._post is not None:
-            return postprocess_batch(self._post, columns[0], self.manifest.labels)
+            return postprocess_batch(self._post, columns[0], self._labels)
         # to_jsonable on a whole column equals it applied to each instance's item.
         values = [to_jsonable(column) for column in columns]
         if len(values) == 1:
@@ -304,6 +299,13 @@ def _binding_run(session: Any) -> Any:
     if callable(run) and getattr(public, "__module__", "").startswith("onnxruntime."):
         return run
     return lambda names, feeds, _options: session.run(names, feeds)
+
+
+def _batched(output: Any, count: int) -> bool:
+    """Whether an output has one item per instance (axis 0), rather than one for the batch."""
+    if isinstance(output, np.ndarray):
+        return output.ndim > 0 and output.shape[0] == count
+    return isinstance(output, list) and len(output) == count
 
 
 def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
