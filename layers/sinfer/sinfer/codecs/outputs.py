@@ -124,7 +124,8 @@ def _apply_small(rule: Postprocess, values: Batch, labels: Labels) -> list[dict[
     if isinstance(values, np.ndarray):
         if values.dtype.kind != "f" or values.size > SMALL_TABLE:
             return None
-        rows: list[list[float]] = values.reshape(len(values), -1).tolist()
+        # (2-D already, the usual case: a reshape costs ~1 us in the handler for nothing)
+        rows: list[list[float]] = (values if values.ndim == 2 else values.reshape(len(values), -1)).tolist()
         shown, keys = _vector_names(len(rows[0]), labels)
     else:
         names = tuple(values[0]) if values[0].__class__ is dict else ()
