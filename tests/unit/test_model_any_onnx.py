@@ -425,6 +425,29 @@ def test_single_input_errors_name_input_dtype_and_shape(tmp_path: Path, instance
     assert caught.value.message.startswith("instances[1] (input 'x')")
 
 
+@pytest.mark.parametrize(
+    "shape", [["N", 3], ["N", None], ["N", 3, 1]], ids=["fixed", "any-width", "reshaped"]
+)
+def test_rows_of_plain_numbers_are_fed_whole_and_other_widths_refused_per_instance(
+    tmp_path: Path, shape: list[Any]
+) -> None:
+    # GIVEN a float graph whose instances are rows (of a fixed width, any width, or reshaped)
+    onnx_graphs.identity(tmp_path, "rows", TensorProto.FLOAT, shape)
+    model = load(tmp_path, "rows")
+    rows = [[0.5, 2, True], [1e39, float("nan"), -0.0]]
+    # WHEN rows arrive whole THEN they are what each instance alone converts to
+    got = model.predict(rows)
+    alone = [model.predict([row])[0] for row in rows]
+    assert json.dumps(got) == json.dumps(alone)
+    assert model.predict(rows[:1]) == [[0.5, 2.0, 1.0] if len(shape) == 2 else [[0.5], [2.0], [1.0]]]
+    # and a row of another width names its instance (unless the graph takes any width)
+    if shape[1] is None:
+        assert model.predict([[1.0, 2.0]]) == [[1.0, 2.0]]
+    else:
+        with pytest.raises(InvalidInputError, match=r"instances\[0\] \(input 'x'\)"):
+            model.predict([[1.0, 2.0]])
+
+
 def test_tabular_columns_map_objects_to_vectors(tmp_path: Path) -> None:
     manifest = {"inputs": {"x": {"kind": "tabular", "columns": ["height", "weight"]}}}
     onnx_graphs.identity(tmp_path, "tab", TensorProto.FLOAT, ["N", 2], manifest=manifest)

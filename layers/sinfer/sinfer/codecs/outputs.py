@@ -112,9 +112,10 @@ def _apply_small(rule: Postprocess, values: Batch, labels: Labels) -> list[dict[
     """The rule over a small batch without numpy: what ``_apply`` gives, or None to use it.
 
     Why a second path: a real-time request usually carries one instance of a few classes, and
-    there each numpy call costs a microsecond or more (more still right after ``session.run``
-    has evicted the interpreter's caches), so ``_score_table`` + ``_apply`` cost ~17 us in the
-    handler where this costs ~2. It takes only what it formats exactly as ``_apply`` does:
+    there each numpy call costs a microsecond or more (two to four times that right after
+    ``session.run`` has evicted the interpreter's caches): one breast_cancer or digits instance
+    takes ~6.5-7 us through ``_score_table`` + ``_apply`` in a warm loop, ~3.5-4 here, and the
+    gap grows in the handler. It takes only what it formats exactly as ``_apply`` does:
     finite scores, no softmax (``math.exp`` and numpy's ``exp`` may differ in the last bit), rows
     of one size, at most SMALL_TABLE scores. The order is the stable descending one, as
     ``(-scores).argsort(kind="stable")`` gives: Python's sort is stable with ``reverse=True``
