@@ -18,7 +18,14 @@ import pytest
 from PIL import Image
 
 from sinfer.errors import InvalidInputError
-from sinfer.inference.batch import _batch_lines, _infer, _prepare, _sample_block, outcome_line
+from sinfer.inference.batch import (
+    SAMPLE_BLOCK_ROWS,
+    _batch_lines,
+    _infer,
+    _prepare,
+    _sample_block,
+    outcome_line,
+)
 from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry
 from sinfer.model.store import LocalModelStore
@@ -53,10 +60,10 @@ def _both_routes(model: LoadedModel, records: list[Record]) -> tuple[bytes, byte
 
 
 def test_b64_images_are_written_as_a_block_with_the_records_bytes(registry: ModelRegistry) -> None:
-    # GIVEN 40 digit images as {"b64"} records, ids their indices, starting mid-file
+    # GIVEN 70 digit images as {"b64"} records, ids their indices, starting mid-file
     model = registry.get("digits")
     rng = np.random.default_rng(7)
-    records = [Record(100 + i, 100 + i, {"b64": _png(rng.integers(0, 256, (8, 8)))}) for i in range(40)]
+    records = [Record(100 + i, 100 + i, {"b64": _png(rng.integers(0, 256, (8, 8)))}) for i in range(70)]
 
     # WHEN the micro-batch is written
     data, expected, blocked = _both_routes(model, records)
@@ -64,7 +71,7 @@ def test_b64_images_are_written_as_a_block_with_the_records_bytes(registry: Mode
     # THEN it went as a block, and its lines are the per-record route's, byte for byte
     assert blocked
     assert data == expected
-    assert data.count(b"\n") == 40
+    assert data.count(b"\n") == 70
     assert data.startswith(b'{"id":100,"prediction":{"label":')
 
 
@@ -72,7 +79,7 @@ def test_numeric_records_without_a_postprocess_rule_too(registry: ModelRegistry)
     # breast_cancer's rows as lists (what a CSV with an id column, or mixed JSON, reads as)
     model = registry.get("breast_cancer")
     rng = np.random.default_rng(3)
-    records = [Record(i, i, rng.normal(10, 5, 30).tolist()) for i in range(9)]
+    records = [Record(i, i, rng.normal(10, 5, 30).tolist()) for i in range(SAMPLE_BLOCK_ROWS)]
 
     data, expected, blocked = _both_routes(model, records)
 
@@ -95,7 +102,7 @@ def test_a_batch_the_block_cannot_write_takes_the_per_record_route(
     # GIVEN a batch with one record the block lines could not say exactly
     model = registry.get("digits")
     rng = np.random.default_rng(11)
-    records = [Record(i, i, {"b64": _png(rng.integers(0, 256, (8, 8)))}) for i in range(6)]
+    records = [Record(i, i, {"b64": _png(rng.integers(0, 256, (8, 8)))}) for i in range(SAMPLE_BLOCK_ROWS)]
     spoil(records)
 
     # WHEN it is written THEN no block was made, and the lines are the per-record route's
@@ -109,7 +116,7 @@ def test_a_block_the_model_refuses_is_run_record_by_record(
 ) -> None:
     # GIVEN a model that refuses the batch as a whole (as a graph may, for one bad row)
     model = registry.get("breast_cancer")
-    records = [Record(i, i, [float(i)] * 30) for i in range(3)]
+    records = [Record(i, i, [float(i)] * 30) for i in range(SAMPLE_BLOCK_ROWS)]
     prepared = [_prepare(model, record) for record in records]
 
     def refuse(array: Any, start: int) -> bytes:
@@ -119,5 +126,19 @@ def test_a_block_the_model_refuses_is_run_record_by_record(
 
     # WHEN the batch is written THEN each record still gets its own prediction line
     lines = _batch_lines(model, [o for o, _ in prepared], [s for _, s in prepared])
-    assert lines.predictions == 3
-    assert lines.data.count(b'"prediction"') == 3
+    assert lines.predictions == SAMPLE_BLOCK_ROWS
+    assert lines.data.count(b'"prediction"') == SAMPLE_BLOCK_ROWS
+
+
+def test_a_batch_smaller_than_a_block_is_written_through_the_dicts(registry: ModelRegistry) -> None:
+    # (one image object, a small file: the block writer's fixed cost would outweigh its rows)
+    model = registry.get("digits")
+    rng = np.random.default_rng(5)
+    records = [
+        Record(i, i, {"b64": _png(rng.integers(0, 256, (8, 8)))}) for i in range(SAMPLE_BLOCK_ROWS - 1)
+    ]
+
+    data, expected, blocked = _both_routes(model, records)
+
+    assert not blocked
+    assert data == expected
