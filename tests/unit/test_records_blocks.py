@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,8 @@ JSON_DIGIT_LINES = st.one_of(
     ),
     st.sampled_from(["[]", "[007]", "[0,01]", "[1,[2]]", "[1,2", "1,2]", "[1][2]", "[9223372036854775807]"]),
     st.sampled_from(["[18446744073709551615]", "[99999999999999999999]", "[0,0]", "[10,0]", "[-1]", "[1.0]"]),
+    # brackets out of place, or a line that is not one list
+    st.sampled_from(["", "[", "]", "][", "[1]]", "[[1]", "[1]2]", "1]", "[1,2]\r", " [1]", "[1] "]),
 )
 
 
@@ -442,6 +445,8 @@ JSON_DIGIT_LINES = st.one_of(
 @example(lines=["[1,2]", "[3,4]"], ended=True)
 @example(lines=["[01]"], ended=True)  # JSON has no leading zeros: an error record, not 1
 @example(lines=["[0,4,16]", "[10,0,7]"], ended=False)
+@example(lines=["[1]2]", "[[3]"], ended=True)  # as many brackets as lines, but not one a line
+@example(lines=["[1,2]", ""], ended=True)  # a blank line
 def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) -> None:
     # _json_digit_rows (np.fromstring) takes lines of compact non-negative integer lists and
     # gives the int64 table orjson's values make, or declines; _json_block agrees either way.
@@ -461,7 +466,7 @@ def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) ->
         assert table.dtype == np.int64
         assert table.tobytes() == expected.tobytes()
         assert table.shape == expected.shape
-    elif plain and all(line.startswith("[") and "-" not in line for line in lines):
+    elif plain and all(re.fullmatch(r"\[[0-9,]*\]", line) for line in lines):  # compact lists
         # declined only at int64's maximum (the clamp guard): orjson reads past it as uint64/float
         assert expected is not None
         assert (expected == 2**63 - 1).any()
