@@ -1,9 +1,11 @@
 """process_records' overlap: units are parsed ahead of the inference thread, results come in order.
 
-``batch._overlapped`` runs each unit (inference and formatting) on one worker thread while the
-main thread parses the next ones, keeping at most ``AHEAD`` parsed units waiting. These tests
-drive it with units that record when they were made and run, so the ordering and the bound
-are checked directly rather than through timing.
+``batch._overlapped`` runs the first unit inline; where that unit shows overlap can pay (its
+rows were a numeric block, or ONNX Runtime's runs took a large enough share of it), it runs
+each further unit (inference and formatting) on one worker thread while the main thread
+parses the next ones, keeping at most ``AHEAD`` parsed units waiting. These tests drive it with
+units that record when they were made, where and in what order they ran, so the ordering, the
+bound and the choice are checked directly rather than through timing.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from sinfer.inference.batch import _Lines, _overlapped
 
 
 class Recorder:
-    def __init__(self, count: int, gate: threading.Event | None = None) -> None:
+    def __init__(
+        self, count: int, gate: threading.Event | None = None, block: bool = True, run: float = 0.0
+    ) -> None:
         self.count = count
-        self.gate = gate
+        self.gate = gate  # holds every unit but the first (which runs inline)
+        self.block = block  # what the units say of their rows
+        self.run = run  # seconds of "ONNX Runtime" each unit adds to run_seconds
+        self.run_seconds = 0.0
         self.made: list[int] = []
         self.ran: list[int] = []
+        self.threads: list[str] = []
         self.lock = threading.Lock()
 
     def units(self) -> Iterator[Callable[[], _Lines]]:
@@ -33,11 +41,13 @@ class Recorder:
 
     def _unit(self, i: int) -> Callable[[], _Lines]:
         def run() -> _Lines:
-            if self.gate is not None:
+            if self.gate is not None and i:
                 self.gate.wait(5)
             with self.lock:
                 self.ran.append(i)
-            return _Lines(b"%d\n" % i, 1, 1, 0)
+                self.threads.append(threading.current_thread().name)
+            self.run_seconds += self.run
+            return _Lines(b"%d\n" % i, 1, 1, 0, block=self.block)
 
         return run
 
@@ -52,17 +62,22 @@ def test_results_come_in_order_whatever_the_lookahead(
     results = [lines.data for lines in _overlapped(recorder.units(), overlap)]
     assert results == [b"%d\n" % i for i in range(40)]
     assert recorder.ran == list(range(40))
+    # the first inline; the rest on the inference thread when overlapping
+    main = threading.current_thread().name
+    assert recorder.threads[0] == main
+    assert all((name != main) == overlap for name in recorder.threads[1:])
 
 
 @pytest.mark.parametrize("ahead", [1, 2, 3])
 def test_the_main_thread_parses_at_most_ahead_units_past_the_running_one(
     monkeypatch: pytest.MonkeyPatch, ahead: int
 ) -> None:
-    # GIVEN an inference thread held on its first unit
+    # GIVEN an inference thread held on its first unit (the file's second: the first runs inline)
     monkeypatch.setattr(batch, "AHEAD", ahead)
     gate = threading.Event()
     recorder = Recorder(20, gate)
     results = _overlapped(recorder.units(), True)
+    assert next(results).data == b"0\n"
     waiting = threading.Thread(target=lambda: next(results))
     waiting.start()
     # WHEN the main thread has parsed all it may (it then waits for the oldest unit)
@@ -71,6 +86,36 @@ def test_the_main_thread_parses_at_most_ahead_units_past_the_running_one(
     gate.set()
     waiting.join(5)
     rest = list(results)
-    # THEN it had made the running unit, AHEAD waiting ones and the one it submitted last
-    assert made_while_blocked == ahead + 1
-    assert len(rest) == 19
+    # THEN it had made the inline unit, the running one, AHEAD waiting ones and the one it
+    # submitted last
+    assert made_while_blocked == ahead + 2
+    assert len(rest) == 18
+
+
+@pytest.mark.parametrize(
+    ("block", "run", "threaded"),
+    [
+        pytest.param(True, 0.0, True, id="numeric blocks: parsing releases the GIL"),
+        pytest.param(False, 0.0, False, id="records, a model that costs nothing: both sides hold the GIL"),
+        pytest.param(False, 1.0, True, id="records, a model that takes most of a unit"),
+    ],
+)
+def test_the_first_unit_decides_whether_the_rest_overlap(block: bool, run: float, threaded: bool) -> None:
+    # GIVEN units that say how they were parsed and how long "ONNX Runtime" ran in each
+    recorder = Recorder(6, block=block, run=run)
+
+    # WHEN they go through the loop
+    results = [lines.data for lines in _overlapped(recorder.units(), True, lambda: recorder.run_seconds)]
+
+    # THEN every result comes in order, and units after the first ran on a second thread
+    # only where the first showed that overlapping pays
+    assert results == [b"%d\n" % i for i in range(6)]
+    main = threading.current_thread().name
+    assert recorder.threads[0] == main
+    assert {name != main for name in recorder.threads[1:]} == {threaded}
+
+
+def test_a_file_of_one_unit_starts_no_thread() -> None:
+    recorder = Recorder(1)
+    assert [lines.data for lines in _overlapped(recorder.units(), True)] == [b"0\n"]
+    assert recorder.threads == [threading.current_thread().name]

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain
+from time import perf_counter
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -97,7 +97,7 @@ def process_records(
     else:
         records = read_records(stream, name, content_type, max_decompressed_bytes=max_decompressed_bytes)
         units = (partial(_batch_lines, model, o, s) for o, s in _batches(model, records, size))
-    for lines in _overlapped(units, overlap):
+    for lines in _overlapped(units, overlap, lambda: model.run_seconds):
         writer.write_lines(lines.data, lines.records)
         counts["records"] += lines.records
         counts["predictions"] += lines.predictions
@@ -115,6 +115,8 @@ class _Lines:
     records: int
     predictions: int
     errors: int
+    # Its rows were parsed as a numeric block (np.fromstring/loadtxt), which releases the GIL.
+    block: bool = False
 
 
 def _default_batch_size(model: LoadedModel) -> int:
@@ -188,7 +190,7 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
         except SinferError:
             pass  # the rows do not fit (or run on) the model as a whole: record by record
         else:
-            return _Lines(data, len(array), len(array), 0)
+            return _Lines(data, len(array), len(array), 0, block=True)
     records = [r for piece in pieces for r in (piece.records() if isinstance(piece, _Rows) else piece)]
     parts = [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
     return _Lines(
@@ -268,26 +270,45 @@ def outcome_line(outcome: Outcome) -> bytes:
 AHEAD = max(1, int(os.environ.get("SINFER_UNITS_AHEAD", "2")))
 
 
-def _overlapped(units: Iterable[Callable[[], _Lines]], overlap: bool) -> Iterator[_Lines]:
-    """Each unit's result in order; the next unit is parsed while the current one runs.
+# The least share of a record unit's time that ONNX Runtime's runs must take for overlap to
+# pay (see _overlapped). Measured on 8x8 digits images (runs ~2% of a unit): overlapped, each
+# image took 57-78 us; inline, 48-55.
+OVERLAP_MIN_RUN_SHARE: Final = 0.25
 
-    No thread for a file of one unit (one image object, a small file): most of such a file's
-    cost would be starting it. Parsing and running units pause the cyclic GC (see
-    :class:`_GcPause`); writing their lines does not.
+
+def _overlapped(
+    units: Iterable[Callable[[], _Lines]], overlap: bool, run_seconds: Callable[[], float] = lambda: 0.0
+) -> Iterator[_Lines]:
+    """Each unit's result in order; where it pays, the next units are parsed while one runs.
+
+    The first unit runs inline, and says whether a thread would pay: it does when the two
+    sides can run at once, that is when parsing releases the GIL (numeric blocks:
+    ``np.fromstring``) or when ONNX Runtime's runs (``run_seconds``, which the model sums) take
+    at least OVERLAP_MIN_RUN_SHARE of the unit. Otherwise both sides hold the GIL (json, csv,
+    Pillow, formatting), and handing it to and fro costs more than the overlap wins: such a
+    file runs inline, as does a file of one unit (one image object, a small file), whose
+    cost would mostly be starting the thread. Parsing and running units pause the cyclic GC
+    (see :class:`_GcPause`); writing their lines does not.
     """
     iterator = _paused_iteration(units)
     first = next(iterator, None)
     if first is None:
         return
-    second = next(iterator, None) if overlap else None
+    started, ran = perf_counter(), run_seconds()
+    lines = _GC_PAUSE.call(first)
+    share = (run_seconds() - ran) / max(perf_counter() - started, 1e-9)
+    yield lines
+    second = next(iterator, None)
     if second is None:
-        yield _GC_PAUSE.call(first)
+        return
+    if not (overlap and (lines.block or share >= OVERLAP_MIN_RUN_SHARE)):
+        yield _GC_PAUSE.call(second)
         for unit in iterator:
             yield _GC_PAUSE.call(unit)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinfer-infer") as pool:
-        pending: deque[Future[_Lines]] = deque([pool.submit(_GC_PAUSE.call, first)])
-        for unit in chain([second], iterator):
+        pending: deque[Future[_Lines]] = deque([pool.submit(_GC_PAUSE.call, second)])
+        for unit in iterator:
             pending.append(pool.submit(_GC_PAUSE.call, unit))
             # Yield what is done, in order; wait only when AHEAD units are already queued.
             while pending and (pending[0].done() or len(pending) > AHEAD):

@@ -12,6 +12,7 @@ and the per-instance cost stays in plain Python rather than in numpy calls per r
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,9 @@ class LoadedModel:
         self.manifest = files.manifest
         self.session = session
         self._binding_run = _binding_run(session)
+        # Time spent inside ONNX Runtime's runs (which release the GIL), summed: the record
+        # pipeline reads it to tell whether overlapping parsing with inference can pay.
+        self.run_seconds = 0.0
         self.inputs, self.outputs = read_signature(session, files.manifest)
         self.input_names = [spec.name for spec in self.inputs]
         self.output_names = [spec.name for spec in self.outputs]
@@ -93,10 +97,13 @@ class LoadedModel:
         self, feeds: dict[str, np.ndarray[Any, Any]], names: list[str] | None = None
     ) -> list[Any]:
         """The named outputs (all, in graph order, by default) of one run."""
+        started = perf_counter()
         try:
             outputs: list[Any] = self._binding_run(names or self.output_names, feeds, None)
         except Exception as exc:  # onnxruntime's pybind errors share no importable base class
             raise InvalidInputError(f"the model could not run on this input: {_short(exc)}") from None
+        finally:
+            self.run_seconds += perf_counter() - started
         return outputs
 
     def run_v2(self, tensors: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
