@@ -42,6 +42,7 @@ from sinfer.api.payload import (
     compact_json,
     decode_body,
 )
+from sinfer.codecs.jsontext import has_long_digit_run
 from sinfer.inference.registry import default_registry
 from sinfer.observability import emit_metric
 from sinfer.protocols import kserve_v1
@@ -53,13 +54,6 @@ _ROUTE = re.compile(
     rf"/v(?:1/models/(?P<v1>{_NAME})(?:/versions/(?P<v1version>{_NAME}))?:predict"
     rf"|2/models/(?P<v2>{_NAME})(?:/versions/(?P<v2version>{_NAME}))?/infer)"
 )
-
-# orjson reads an integer literal beyond 64 bits as a float (10**26 becomes 1e26, and
-# -(2**63)-1 becomes -2**63, which then passes an int64 range check), where json keeps it
-# exact and validation refuses it. A body with any run of 19 digits is the resolver's. Found by
-# mapping every digit to 0 and searching: ~0.5 us for a small body, where a regex took ~15 us.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN_DIGITS = b"0" * 19
 
 
 @functools.lru_cache(maxsize=256)  # a function serves a few paths; matching costs ~3 us a request
@@ -76,10 +70,6 @@ def _route(path: str) -> tuple[int, str, str | None] | None:
 @functools.lru_cache(maxsize=64)  # clients send the same few Content-Type values
 def _json_media_type(content_type: str | None) -> bool:
     return kserve_v1.is_json(kserve_v1.media_type(content_type))
-
-
-def _has_long_digit_run(body: bytes) -> bool:
-    return _NINETEEN_DIGITS in body.translate(_DIGITS_AS_ZERO)
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -137,7 +127,7 @@ def _handle(event: dict[str, Any]) -> dict[str, Any] | None:
 def _predict(name: str, version: str | None, body: bytes) -> str | None:
     """KServe v1 ``:predict`` (routes._predict's work), or None where its rules say no."""
     model = default_registry().get(name, version)
-    if _has_long_digit_run(body):
+    if has_long_digit_run(body):  # an integer orjson may read as a float: the resolver's body
         return None
     instances = kserve_v1.instances_of(orjson.loads(body))  # a refusal raises: the resolver reports it
     check_instance_count(len(instances))

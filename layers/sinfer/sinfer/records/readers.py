@@ -47,6 +47,7 @@ import numpy as np
 import orjson
 
 from sinfer.codecs.images import looks_like_image
+from sinfer.codecs.jsontext import has_long_digit_run
 from sinfer.errors import InputTooLargeError, UnreadableInputError
 from sinfer.records.types import (
     EMPTY_CELL,
@@ -290,6 +291,13 @@ def _skip_rest_of_line(source: io.BufferedReader[Any] | io.BytesIO) -> None:
 
 
 def _json_line_record(index: int, line: bytes, line_no: int) -> Record:
+    # orjson first (~3x faster), where it reads what json reads (codecs.jsontext); whatever it
+    # refuses, json reads, or says why not in the messages below.
+    if not has_long_digit_run(line):
+        try:
+            return _instance_record(index, orjson.loads(line))
+        except orjson.JSONDecodeError:
+            pass
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
