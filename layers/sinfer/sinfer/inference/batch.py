@@ -392,7 +392,7 @@ def record_instance(model: LoadedModel, value: Any) -> Any:
     if not isinstance(value, dict) or len(model.inputs) != 1:
         return value
     spec = model.inputs[0]
-    if spec.decl.columns is not None or spec.name in value or set(value) == {"b64"}:
+    if spec.decl.columns is not None or spec.name in value or (len(value) == 1 and "b64" in value):
         return value
     return list(value.values())
 
