@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import array
 from itertools import chain
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -67,8 +67,8 @@ def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, 
 PLAIN_VALUES = 256
 # The array module's type codes for float32 and float64 (by item size; native byte order only).
 _ARRAY_CODES = {4: "f", 8: "d"}
-# Integers stay within what a float64 holds exactly.
-_EXACT_INT = 2**53
+# The integers a float64 holds exactly are those within this (records.readers uses it too).
+EXACT_INT: Final = 2**53
 _FLOATS = frozenset({float})
 _PLAIN = frozenset({float, int, bool})
 
@@ -112,7 +112,7 @@ def plain_numbers(value: Any, target: np.dtype[Any] | None) -> np.ndarray[Any, A
         kinds = set(map(type, row))
         # Mixed rows: one pass bounds every value, since the sum of magnitudes is NaN or infinite
         # if any value is and no value exceeds it (a row near the bound falls back: slower only).
-        if kinds != _FLOATS and not (kinds <= _PLAIN and sum(map(abs, row)) <= _EXACT_INT):
+        if kinds != _FLOATS and not (kinds <= _PLAIN and sum(map(abs, row)) <= EXACT_INT):
             return None
     data = array.array(code, rows[0]) if len(rows) == 1 else array.array(code, chain.from_iterable(rows))
     return np.ndarray(shape, target, data)

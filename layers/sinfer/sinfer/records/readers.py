@@ -46,6 +46,7 @@ from typing import Any, BinaryIO, Final, Literal, Protocol
 import numpy as np
 import orjson
 
+from sinfer.codecs.arrays import EXACT_INT
 from sinfer.codecs.images import looks_like_image
 from sinfer.codecs.jsontext import has_long_digit_run
 from sinfer.errors import InputTooLargeError, UnreadableInputError
@@ -722,7 +723,7 @@ def _json_block(chunk: bytes, lines: int, max_line_bytes: int) -> np.ndarray[Any
         return None
     # A record's own array is int64 when it holds only integers; in a float64 block its
     # integers went through float64, which is exact only up to 2**53.
-    if array.dtype.kind == "f" and not bool(np.abs(array).max() <= _EXACT_INT):
+    if array.dtype.kind == "f" and not bool(np.abs(array).max() <= EXACT_INT):
         return None
     return array
 
@@ -784,7 +785,6 @@ def _int_rows(body: bytes, values: list[list[Any]]) -> np.ndarray[Any, Any] | No
 
 _INT64_MIN: Final = -(2**63)
 _JSON_BLOCK_DTYPES: Final = (np.dtype(np.bool_), np.dtype(np.int64), np.dtype(np.float64))
-_EXACT_INT: Final = float(2**53)
 
 
 # CSV/TSV: a chunk (after the header) of nothing but digits, signs, points, exponents,
