@@ -446,6 +446,7 @@ JSON_DIGIT_LINES = st.one_of(
 @example(lines=["[01]"], ended=True)  # JSON has no leading zeros: an error record, not 1
 @example(lines=["[0,4,16]", "[10,0,7]"], ended=False)
 @example(lines=["[1]2]", "[[3]"], ended=True)  # as many brackets as lines, but not one a line
+@example(lines=["1]]", "[2]"], ended=True)  # twice as many brackets as lines, the first misplaced
 @example(lines=["[1,2]", ""], ended=True)  # a blank line
 def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) -> None:
     # _json_digit_rows (np.fromstring) takes lines of compact non-negative integer lists and
