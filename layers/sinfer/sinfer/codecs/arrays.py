@@ -98,11 +98,8 @@ def plain_numbers(value: Any, target: np.dtype[Any] | None) -> np.ndarray[Any, A
     code = _ARRAY_CODES.get(target.itemsize)
     if code is None or value.__class__ is not list or not value:
         return None
-    shape: tuple[int, ...]
-    if value[0].__class__ is list:
-        rows, shape = value, (len(value), len(value[0]))
-    else:
-        rows, shape = [value], (len(value),)
+    nested = value[0].__class__ is list
+    rows = value if nested else [value]
     width = len(rows[0])
     if width * len(rows) > PLAIN_VALUES:
         return None
@@ -115,7 +112,7 @@ def plain_numbers(value: Any, target: np.dtype[Any] | None) -> np.ndarray[Any, A
         if kinds != _FLOATS and not (kinds <= _PLAIN and sum(map(abs, row)) <= EXACT_INT):
             return None
     data = array.array(code, rows[0]) if len(rows) == 1 else array.array(code, chain.from_iterable(rows))
-    return np.ndarray(shape, target, data)
+    return np.ndarray((len(rows), width) if nested else (width,), target, data)
 
 
 def _label(spec: TensorSpec, where: str) -> str:
