@@ -47,6 +47,11 @@ def implied_image_spec(spec: TensorSpec) -> ImageSpec | None:
     return None
 
 
+def is_b64_object(value: dict[Any, Any]) -> bool:
+    """Whether an object is an image instance, ``{"b64": ...}`` and nothing else."""
+    return len(value) == 1 and "b64" in value  # (~0.3 us less than set(value) == {"b64"})
+
+
 def decode_b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidInputError(f"{where}: 'b64' must be a base64 string")
@@ -62,7 +67,7 @@ def encode_value(spec: TensorSpec, value: Any, where: str) -> np.ndarray[Any, An
     """One input's value for one instance, validated against the graph."""
     decl = spec.decl
     if isinstance(value, dict):
-        if len(value) == 1 and "b64" in value:
+        if is_b64_object(value):
             value = decode_b64(value["b64"], where)
         elif decl.columns is not None:
             missing = [c for c in decl.columns if c not in value]

@@ -38,7 +38,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from sinfer.codecs.instances import Sample
+from sinfer.codecs.instances import Sample, is_b64_object
 from sinfer.errors import SinferError
 from sinfer.inference.model import LoadedModel
 from sinfer.records.readers import ByteStream, RecordBlock, detect_format, read_blocks, read_records
@@ -392,7 +392,7 @@ def record_instance(model: LoadedModel, value: Any) -> Any:
     if not isinstance(value, dict) or len(model.inputs) != 1:
         return value
     spec = model.inputs[0]
-    if spec.decl.columns is not None or spec.name in value or (len(value) == 1 and "b64" in value):
+    if spec.decl.columns is not None or spec.name in value or is_b64_object(value):
         return value
     return list(value.values())
 
