@@ -185,12 +185,9 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
     if len(rows) == len(pieces) and len(kinds) == 1:
         arrays = [piece.array for piece in rows]
         array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        try:
-            data = model.predict_array_lines(array, rows[0].block.start + rows[0].lo)
-        except SinferError:
-            pass  # the rows do not fit (or run on) the model as a whole: record by record
-        else:
-            return _Lines(data, len(array), len(array), 0, block=True)
+        lines = _array_lines(model, array, rows[0].block.start + rows[0].lo, block=True)
+        if lines is not None:
+            return lines
     records = [r for piece in pieces for r in (piece.records() if isinstance(piece, _Rows) else piece)]
     parts = [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
     return _Lines(
@@ -204,15 +201,25 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
 def _batch_lines(model: LoadedModel, outcomes: list[Outcome], samples: list[Sample | None]) -> _Lines:
     block = _sample_block(model, outcomes, samples)
     if block is not None:
-        try:
-            data = model.predict_array_lines(block, outcomes[0].record.index)
-        except SinferError:
-            pass  # the batch does not run as a whole: _infer re-runs it record by record
-        else:
-            return _Lines(data, len(outcomes), len(outcomes), 0)
+        written = _array_lines(model, block, outcomes[0].record.index, block=False)
+        if written is not None:
+            return written
     lines = [outcome_line(outcome) for outcome in _infer(model, outcomes, samples)]
     errors = sum(1 for outcome in outcomes if outcome.error is not None)
     return _Lines(b"".join(lines), len(outcomes), len(outcomes) - errors, errors)
+
+
+def _array_lines(
+    model: LoadedModel, array: np.ndarray[Any, Any], start: int, *, block: bool
+) -> _Lines | None:
+    """Rows ``start``... of ``array`` run and written as one block (every one a prediction), or
+    None where the model refuses them as a whole: the caller then takes them record by record,
+    which names the culprit. ``block`` says whether the rows were parsed as a numeric block."""
+    try:
+        data = model.predict_array_lines(array, start)
+    except SinferError:
+        return None
+    return _Lines(data, len(array), len(array), 0, block=block)
 
 
 # The smallest micro-batch _sample_block makes a block of: measured on digits images, the block
