@@ -407,6 +407,9 @@ def record_instance(model: LoadedModel, value: Any) -> Any:
 def _prepare(model: LoadedModel, record: Record) -> tuple[Outcome, Sample | None]:
     if record.error is not None:
         return Outcome(record, error=record.error), None
+    sample = model.quick_sample(record.value)  # (a b64 image: ~6 us less than to_sample)
+    if sample is not None:
+        return Outcome(record), sample
     try:
         sample = model.to_sample(record_instance(model, record.value), f"record {record.id!r}")
     except SinferError as exc:

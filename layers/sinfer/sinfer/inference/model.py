@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce, plain_numbers, shape_fits
-from sinfer.codecs.instances import Sample, to_sample
+from sinfer.codecs.instances import QuickImage, Sample, to_sample
 from sinfer.codecs.outputs import postprocess_batch, postprocess_json, to_jsonable
 from sinfer.errors import InvalidInputError, ManifestError
 from sinfer.model.signature import TensorSpec, read_signature
@@ -41,6 +41,7 @@ class LoadedModel:
         self.input_names = [spec.name for spec in self.inputs]
         self.output_names = [spec.name for spec in self.outputs]
         self.inputs_by_name = {spec.name: spec for spec in self.inputs}
+        self._quick_image = QuickImage.of(self.inputs)
         # Loop when any input cannot carry a batch (fixed at 1, or no batch axis at all).
         self.loops = any(spec.fixed_batch_one or not spec.has_batch_axis for spec in self.inputs)
         # Only a looped instance that was given a batch axis of 1 gets it taken off its outputs:
@@ -127,12 +128,21 @@ class LoadedModel:
     def to_sample(self, instance: Any, where: str) -> Sample:
         return to_sample(self.inputs, instance, where)
 
+    def quick_sample(self, instance: Any) -> Sample | None:
+        """``to_sample(instance, ...)`` for a ``{"b64": ...}`` image that decodes to exactly the
+        image input's dtype and shape, without building ``where``; None for anything else."""
+        quick = self._quick_image
+        return None if quick is None else quick.sample(instance)
+
     def predict(self, instances: Sequence[Any], where: str = "instances") -> list[Any]:
         """Predictions for a list of instances; the first bad instance raises (API semantics)."""
         batch = self._whole_batch(instances)
         if batch is not None:
             return self._predict_batch(batch, len(instances))
-        samples = [self.to_sample(instance, f"{where}[{i}]") for i, instance in enumerate(instances)]
+        samples = [
+            self.quick_sample(instance) or self.to_sample(instance, f"{where}[{i}]")
+            for i, instance in enumerate(instances)
+        ]
         return self.predict_samples(samples)
 
     def _whole_batch(self, instances: Sequence[Any]) -> np.ndarray[Any, Any] | None:

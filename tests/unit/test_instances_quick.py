@@ -1,0 +1,228 @@
+"""QuickImage: the ``{"b64": ...}`` image route answers exactly what ``to_sample`` answers, or None."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from sinfer.codecs.instances import QuickImage, to_sample
+from sinfer.errors import InvalidInputError
+from sinfer.inference.batch import process_records
+from sinfer.inference.model import LoadedModel
+from sinfer.inference.registry import ModelRegistry
+from sinfer.model.manifest import ImageSpec, InputDecl
+from sinfer.model.signature import TensorSpec
+from sinfer.model.store import LocalModelStore
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+DIGITS = ImageSpec(color_mode="L", resize=(8, 8), layout="flat", scale=16 / 255)
+
+
+def spec(
+    shape: tuple[int | None, ...], image: ImageSpec | None = None, dtype: Any = np.float32, name: str = "x"
+) -> TensorSpec:
+    return TensorSpec(name, "tensor(float)", np.dtype(dtype), shape, InputDecl(image=image))
+
+
+def png(width: int = 6, height: int = 4, mode: str = "RGB", fmt: str = "PNG") -> str:
+    rng = np.random.default_rng(width * 31 + height)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def general(specs: list[TensorSpec], instance: Any) -> Any:
+    """to_sample's answer: the sample's arrays as (dtype, shape, bytes), or its error's text."""
+    try:
+        sample = to_sample(specs, instance, "record 0")
+    except InvalidInputError as exc:
+        return exc.message
+    return arrays(sample)
+
+
+def arrays(sample: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+    return {name: (a.dtype, a.shape, a.tobytes()) for name, a in sample.items()}
+
+
+# Inputs the route takes whole: the decoder's array has the input's dtype and sample shape.
+TAKEN = [
+    spec((None, 64), DIGITS),  # digits: grey, resized, flat
+    spec((None, 1, 8, 8)),  # implied NCHW
+    spec((1, 3, 5, 7)),  # a fixed batch of one
+    spec((None, 4, 6, 3)),  # implied NHWC
+]
+
+
+@pytest.mark.parametrize("input_spec", TAKEN, ids=lambda s: str(s.shape))
+@pytest.mark.parametrize(
+    "b64",
+    [png(), png(8, 8, "L"), png(3, 9, "RGBA"), png(6, 4, "RGB", "JPEG")],
+    ids=["rgb", "grey", "rgba", "jpeg"],
+)
+def test_the_usual_image_instance_gets_to_samples_arrays(input_spec: TensorSpec, b64: str) -> None:
+    quick = QuickImage.of([input_spec])
+    assert quick is not None
+
+    sample = quick.sample({"b64": b64})
+
+    assert sample is not None, "the route should take a plain image of the input's own dtype and shape"
+    assert arrays(sample) == general([input_spec], {"b64": b64})
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {"b64": "not base64!"},
+        {"b64": base64.b64encode(b"not an image").decode()},
+        {"b64": base64.b64encode(base64.b64decode(png())[:-40]).decode()},  # a cut PNG
+        {"b64": 42},
+        {"b64": png(), "extra": 1},
+        {"x": {"b64": png()}},  # named by its input: to_sample's to unwrap
+        {},
+        [1.0, 2.0],
+        png(),
+        None,
+    ],
+    ids=[
+        *("bad-base64", "not-image", "cut", "not-str", "extra-key"),
+        *("named", "empty", "list", "bare-str", "none"),
+    ],
+)
+def test_anything_else_is_left_to_to_sample(instance: Any) -> None:
+    quick = QuickImage.of([spec((None, 64), DIGITS)])
+    assert quick is not None
+    assert quick.sample(instance) is None
+
+
+@pytest.mark.parametrize(
+    "input_spec",
+    [
+        spec((None, 1, 8, 8), dtype=np.float16),  # the decoder's float32 is cast by coerce
+        spec((None, 8, 8), ImageSpec(color_mode="L", resize=(8, 8), layout="flat")),  # reshaped
+        spec((None, 3, None, None), ImageSpec(resize=(6, 4))),  # a dynamic size
+    ],
+    ids=["float16", "reshaped", "dynamic"],
+)
+def test_images_needing_coerce_or_the_shape_check_are_left_to_to_sample(input_spec: TensorSpec) -> None:
+    quick = QuickImage.of([input_spec])
+    assert quick is not None
+    assert quick.sample({"b64": png()}) is None
+    assert isinstance(general([input_spec], {"b64": png()}), dict)  # and to_sample takes them
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        [spec((None, 64))],  # numbers, no image preprocessing
+        [spec((None, 1, 8, 8), name="b64")],  # {"b64": x} is that input's value x
+        [spec((None, 1, 8, 8), name="a"), spec((None, 1, 8, 8), name="b")],  # two inputs
+        [TensorSpec("x", "seq(map(string,float))", None, None, InputDecl())],  # not a tensor
+    ],
+    ids=["numbers", "input-named-b64", "two-inputs", "not-a-tensor"],
+)
+def test_models_without_one_image_input_have_no_route(specs: list[TensorSpec]) -> None:
+    assert QuickImage.of(specs) is None
+
+
+IMAGES = [png(), png(8, 8, "L"), png(5, 5, "LA"), png(4, 4, "P")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.fixed_dictionaries({"b64": st.sampled_from(IMAGES)}),
+        st.fixed_dictionaries({"b64": st.text(alphabet="ABCabc0189+/=", max_size=24)}),
+        st.fixed_dictionaries({"b64": st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())}),
+        st.dictionaries(st.sampled_from(["b64", "x", "y"]), st.just(png()), max_size=3),
+    ),
+    st.sampled_from([*TAKEN, spec((None, 1, 8, 8), dtype=np.float16)]),
+)
+def test_whatever_the_route_answers_is_to_samples_answer(instance: Any, input_spec: TensorSpec) -> None:
+    quick = QuickImage.of([input_spec])
+    assert quick is not None
+
+    sample = quick.sample(instance)
+
+    if sample is not None:
+        assert arrays(sample) == general([input_spec], instance)
+
+
+# --- the model and the record pipeline, with the route and without it --------------------
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write_lines(self, data: bytes, lines: int, /) -> None:
+        self.data += data
+
+
+@contextlib.contextmanager
+def _without_route(model: LoadedModel) -> Iterator[None]:
+    saved = model._quick_image
+    model._quick_image = None
+    try:
+        yield
+    finally:
+        model._quick_image = saved
+
+
+def test_a_file_of_images_gives_the_same_lines_with_the_route_and_without() -> None:
+    # GIVEN a JSONL file of digit images, good ones and every kind of bad one, in micro-batches
+    # small enough that records take both the block writer and the per-record lines
+    model = ModelRegistry(LocalModelStore(MODELS)).get("digits")
+    assert model._quick_image is not None
+    good = [{"b64": png(8, 8, "L")}, {"b64": png(13, 9)}, {"b64": png(6, 4, "RGB", "JPEG")}]
+    bad = [
+        {"b64": "not base64!"},
+        {"b64": base64.b64encode(b"text").decode()},
+        {"b64": 7},
+        {"b64": png(), "x": 1},
+    ]
+    lines = [json.dumps(good[i % 3] if i % 5 else bad[i // 5 % 4]) for i in range(150)]
+    data = ("\n".join(lines) + "\n").encode()
+
+    def run() -> bytes:
+        writer = _Lines()
+        counts = process_records(model, io.BytesIO(data), "images.jsonl", writer, batch_size=64)
+        assert counts["records"] == 150
+        assert counts["predictions"] + counts["errors"] == 150
+        assert counts["errors"] == 30
+        return writer.data
+
+    # WHEN it runs with the quick route and without it
+    quick = run()
+    with _without_route(model):
+        slow = run()
+
+    # THEN the lines are the same bytes, errors and their words included
+    assert quick == slow
+    assert b"'b64' is not valid base64" in quick
+
+
+def test_a_request_of_images_predicts_the_same_with_the_route_and_without() -> None:
+    model = ModelRegistry(LocalModelStore(MODELS)).get("digits")
+    instances = [{"b64": png(8, 8, "L")}, {"b64": png(3, 9, "RGBA")}, {"b64": png(6, 4, "RGB", "JPEG")}]
+
+    quick = model.predict(instances)
+    with _without_route(model):
+        slow = model.predict(instances)
+        with pytest.raises(InvalidInputError, match=r"instances\[1\] \(input 'pixels'\): 'b64' is not valid"):
+            model.predict([instances[0], {"b64": "not base64!"}])
+
+    assert quick == slow
+    with pytest.raises(InvalidInputError, match=r"instances\[1\] \(input 'pixels'\): 'b64' is not valid"):
+        model.predict([instances[0], {"b64": "not base64!"}])
