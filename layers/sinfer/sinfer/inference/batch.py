@@ -407,7 +407,7 @@ def record_instance(model: LoadedModel, value: Any) -> Any:
 def _prepare(model: LoadedModel, record: Record) -> tuple[Outcome, Sample | None]:
     if record.error is not None:
         return Outcome(record, error=record.error), None
-    sample = model.quick_sample(record.value)  # (a b64 image: ~6 us less than to_sample)
+    sample = model.quick_sample(record.value)  # (a b64 image: ~4.5 us less than to_sample)
     if sample is not None:
         return Outcome(record), sample
     try:
