@@ -24,16 +24,17 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 RESULTS = ROOT / "benchmarks" / "results.json"
 
 Mode = Literal["full", "quick", "tiny"]
+K = TypeVar("K", bound=Hashable)
 
 # The environment `make bench` runs under (the Makefile's TEST_ENV): fake credentials, no
 # tracing, Powertools names. Children get it too, so they measure what the parent measures.
@@ -171,7 +172,7 @@ def median(samples: Sequence[float]) -> float:
     return percentile(samples, 50)
 
 
-def best_rates(cases: dict[str, tuple[Callable[[], Any], float]], repeats: int) -> dict[str, float]:
+def best_rates(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int) -> dict[K, float]:
     """The best rate (``amount`` per second) of each case's ``(fn, amount)`` over ``repeats``
     rounds, the cases interleaved.
 
