@@ -196,24 +196,52 @@ def best_rates(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int) ->
 
 
 @contextlib.contextmanager
-def silenced_stdout() -> Iterator[None]:
+def silenced_stdout(*, as_in_lambda: bool = False) -> Iterator[None]:
     """Send fd 1 to /dev/null: Powertools prints EMF metrics and JSON logs on every invoke.
 
     Redirecting the file descriptor (not just ``sys.stdout``) also catches the logger's
     handler, which kept a reference to the original stream when it was created. Writing to
     /dev/null keeps the cost of formatting each line in the measurement, as it is in Lambda.
+
+    ``as_in_lambda``: ``sys.stdout`` also flushes after every write, as Lambda's Python
+    runtime makes it (awslambdaric's ``bootstrap.Unbuffered``), so each EMF line or log
+    record costs its ``write`` system call as it does there. Without it, a bench whose stdout
+    is a file or a pipe (``make bench > log``, CI) would buffer those lines for free.
     """
     sys.stdout.flush()
     saved = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    stream = sys.stdout
     try:
         os.dup2(devnull, 1)
+        if as_in_lambda:
+            sys.stdout = _FlushedEachWrite(stream)
         yield
     finally:
+        sys.stdout = stream
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
         os.close(devnull)
+
+
+class _FlushedEachWrite:
+    """A stream whose every write is flushed: what Lambda's runtime makes of stdout."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        self._stream.flush()
+        return int(written)
+
+    def writelines(self, lines: Any) -> None:
+        self._stream.writelines(lines)
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 # --- children: wall time and peak memory -------------------------------------------------

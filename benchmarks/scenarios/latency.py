@@ -193,7 +193,7 @@ def run(config: Config) -> ScenarioResult:
     with bench_env():
         context = lambda_context()
         for spec in _cases(config):
-            with silenced_stdout():
+            with silenced_stdout(as_in_lambda=True):
                 prepared = _timed_cases(spec, context)
                 cases = prepared["cases"]
                 # Same number of calls per case; fewer for slow inputs (32 PNGs take ~10 ms), so
