@@ -75,10 +75,11 @@ def test_the_usual_image_instance_gets_to_samples_arrays(input_spec: TensorSpec,
     quick = QuickImage.of([input_spec])
     assert quick is not None
 
-    sample = quick.sample({"b64": b64})
+    for instance in ({"b64": b64}, base64.b64decode(b64)):  # as JSON, and an image object's bytes
+        sample = quick.sample(instance)
 
-    assert sample is not None, "the route should take a plain image of the input's own dtype and shape"
-    assert arrays(sample) == general([input_spec], {"b64": b64})
+        assert sample is not None, "the route should take a plain image of the input's own dtype and shape"
+        assert arrays(sample) == general([input_spec], instance)
 
 
 @pytest.mark.parametrize(
@@ -94,10 +95,15 @@ def test_the_usual_image_instance_gets_to_samples_arrays(input_spec: TensorSpec,
         [1.0, 2.0],
         png(),
         None,
+        b"not an image",
+        base64.b64decode(png())[:-40],
+        bytearray(base64.b64decode(png())),  # (to_sample takes these: not the route's)
+        memoryview(base64.b64decode(png())),
     ],
     ids=[
         *("bad-base64", "not-image", "cut", "not-str", "extra-key"),
         *("named", "empty", "list", "bare-str", "none"),
+        *("bytes-not-image", "bytes-cut", "bytearray", "memoryview"),
     ],
 )
 def test_anything_else_is_left_to_to_sample(instance: Any) -> None:
@@ -146,6 +152,8 @@ IMAGES = [png(), png(8, 8, "L"), png(5, 5, "LA"), png(4, 4, "P")]
         st.fixed_dictionaries({"b64": st.text(alphabet="ABCabc0189+/=", max_size=24)}),
         st.fixed_dictionaries({"b64": st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())}),
         st.dictionaries(st.sampled_from(["b64", "x", "y"]), st.just(png()), max_size=3),
+        st.sampled_from(IMAGES).map(base64.b64decode),
+        st.binary(max_size=40),
     ),
     st.sampled_from([*TAKEN, spec((None, 1, 8, 8), dtype=np.float16)]),
 )
@@ -226,3 +234,26 @@ def test_a_request_of_images_predicts_the_same_with_the_route_and_without() -> N
     assert quick == slow
     with pytest.raises(InvalidInputError, match=r"instances\[1\] \(input 'pixels'\): 'b64' is not valid"):
         model.predict([instances[0], {"b64": "not base64!"}])
+
+
+def test_image_objects_give_the_same_lines_with_the_route_and_without() -> None:
+    model = ModelRegistry(LocalModelStore(MODELS)).get("digits")
+    objects = {
+        "grey.png": base64.b64decode(png(8, 8, "L")),
+        "photo.jpg": base64.b64decode(png(6, 4, "RGB", "JPEG")),
+        "cut.png": base64.b64decode(png())[:-40],
+    }
+
+    def run(name: str, data: bytes) -> bytes:
+        writer = _Lines()
+        counts = process_records(model, io.BytesIO(data), name, writer)
+        assert counts["records"] == 1
+        return writer.data
+
+    quick = {name: run(name, data) for name, data in objects.items()}
+    with _without_route(model):
+        slow = {name: run(name, data) for name, data in objects.items()}
+
+    assert quick == slow
+    assert b'"prediction"' in quick["grey.png"]
+    assert b"truncated" in quick["cut.png"]

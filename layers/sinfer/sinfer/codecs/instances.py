@@ -66,13 +66,14 @@ def decode_b64(value: Any, where: str) -> bytes:
 class QuickImage:
     """:func:`to_sample`'s answer for the usual image instance, without its general route.
 
-    A single-input image model's instance is nearly always ``{"b64": "<a PNG or JPEG>"}``,
-    and there ``to_sample`` and the record pipeline spent ~8 us of Python around each decode
-    (the error texts' ``where`` strings, the instance checks, the dtype and shape checks)
-    against ~32 us for decoding 8x8 digits; this route takes ~4.5 us of it off. :meth:`sample` takes
-    exactly that instance, decoded to exactly the input's dtype and sample shape, and answers
-    what ``to_sample`` answers for it; anything else, including every failure, is None, and the
-    caller then asks ``to_sample``, which gives the result or the error with its words.
+    A single-input image model's instance is nearly always ``{"b64": "<a PNG or JPEG>"}`` (or,
+    for an image object, its bytes), and there ``to_sample`` and the record pipeline spent ~8 us
+    of Python around each decode (the error texts' ``where`` strings, the instance checks, the
+    dtype and shape checks) against ~32 us for decoding 8x8 digits; this route takes ~4.5 us of
+    it off. :meth:`sample` takes exactly that instance, decoded to exactly the input's dtype and
+    sample shape, and answers what ``to_sample`` answers for it; anything else, including every
+    failure, is None, and the caller then asks ``to_sample``, which gives the result or the
+    error with its words.
     tests/unit/test_instances_quick.py compares the two.
     """
 
@@ -90,13 +91,16 @@ class QuickImage:
         return None if image is None or inputs[0].dtype is None else cls(inputs[0], image)
 
     def sample(self, instance: Any) -> Sample | None:
-        if instance.__class__ is not dict or len(instance) != 1:
-            return None
-        text = instance.get("b64")
-        if text.__class__ is not str:
-            return None
         try:
-            pixels = images.decode(binascii.a2b_base64(text, strict_mode=True), self._image)
+            if instance.__class__ is bytes:  # an image object's bytes, as its record holds them
+                pixels = images.decode(instance, self._image)
+            else:
+                if instance.__class__ is not dict or len(instance) != 1:
+                    return None
+                text = instance.get("b64")
+                if text.__class__ is not str:
+                    return None
+                pixels = images.decode(binascii.a2b_base64(text, strict_mode=True), self._image)
         except (binascii.Error, ValueError, InvalidInputError):
             return None
         if pixels.dtype != self._dtype or pixels.shape != self._shape:

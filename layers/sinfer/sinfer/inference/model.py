@@ -129,8 +129,9 @@ class LoadedModel:
         return to_sample(self.inputs, instance, where)
 
     def quick_sample(self, instance: Any) -> Sample | None:
-        """``to_sample(instance, ...)`` for a ``{"b64": ...}`` image that decodes to exactly the
-        image input's dtype and shape, without building ``where``; None for anything else."""
+        """``to_sample(instance, ...)`` for a ``{"b64": ...}`` image (or an image's bytes) that
+        decodes to exactly the image input's dtype and shape, without building ``where``; None
+        for anything else."""
         quick = self._quick_image
         return None if quick is None else quick.sample(instance)
 
