@@ -1,4 +1,5 @@
-"""process_records' overlap: units are parsed ahead of the inference thread, results come in order.
+"""process_records' and predict_records' overlap: units are parsed ahead of the inference
+thread, results come in order.
 
 ``batch._overlapped`` runs the first unit inline; where that unit shows overlap can pay (its
 rows were a numeric block, or ONNX Runtime's runs took a large enough share of it), it runs
@@ -15,8 +16,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from sinfer.errors import InvalidInputError
 from sinfer.inference import batch
 from sinfer.inference.batch import _Lines, _overlapped
+from sinfer.records.types import Record
 
 
 class Recorder:
@@ -119,3 +122,54 @@ def test_a_file_of_one_unit_starts_no_thread() -> None:
     recorder = Recorder(1)
     assert [lines.data for lines in _overlapped(recorder.units(), True)] == [b"0\n"]
     assert recorder.threads == [threading.current_thread().name]
+
+
+# --- predict_records (the SageMaker container's loop) takes the same decisions ---------------
+
+
+class _Model:
+    """The little of a LoadedModel that _batches and _infer use, with "ONNX Runtime" taking
+    ``run`` seconds a micro-batch (summed into run_seconds, as LoadedModel does)."""
+
+    takes_arrays = False
+    loops = False
+    max_batch = 4
+
+    def __init__(self, run: float, fail_on: int | None = None) -> None:
+        self.run = run
+        self.fail_on = fail_on
+        self.run_seconds = 0.0
+        self.threads: list[str] = []
+
+    def quick_sample(self, instance: object) -> None:
+        return None
+
+    def to_sample(self, instance: int, where: str) -> dict[str, int]:
+        if instance == self.fail_on:
+            raise InvalidInputError(f"{where}: not this one")
+        return {"x": instance}
+
+    def predict_samples(self, samples: list[dict[str, int]]) -> list[int]:
+        self.threads.append(threading.current_thread().name)
+        self.run_seconds += self.run
+        return [sample["x"] * 10 for sample in samples]
+
+
+@pytest.mark.parametrize(("run", "threaded"), [(0.0, False), (1.0, True)], ids=["cheap", "costly"])
+def test_predict_records_overlaps_only_where_the_first_batch_pays(run: float, threaded: bool) -> None:
+    # GIVEN 10 records in micro-batches of 4, the sixth one bad
+    model = _Model(run, fail_on=5)
+    records = [Record(i, f"r{i}", i) for i in range(10)]
+
+    # WHEN they are predicted
+    outcomes = list(batch.predict_records(model, records, batch_size=4))  # type: ignore[arg-type]
+
+    # THEN every record has its outcome, in order, the bad one an error; and micro-batches after
+    # the first ran on a second thread only where ONNX Runtime took most of the first
+    assert [o.record.id for o in outcomes] == [f"r{i}" for i in range(10)]
+    assert [o.prediction for o in outcomes] == [i * 10 if i != 5 else None for i in range(10)]
+    assert outcomes[5].error is not None
+    assert "not this one" in outcomes[5].error.message
+    main = threading.current_thread().name
+    assert model.threads[0] == main
+    assert {name != main for name in model.threads[1:]} == {threaded}

@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 
@@ -283,9 +283,19 @@ AHEAD = max(1, int(os.environ.get("SINFER_UNITS_AHEAD", "2")))
 OVERLAP_MIN_RUN_SHARE: Final = 0.25
 
 
+class _Unit(Protocol):
+    """What a unit of work returns: whether its rows were parsed as a numeric block."""
+
+    @property
+    def block(self) -> bool: ...
+
+
+U = TypeVar("U", bound=_Unit)
+
+
 def _overlapped(
-    units: Iterable[Callable[[], _Lines]], overlap: bool, run_seconds: Callable[[], float] = lambda: 0.0
-) -> Iterator[_Lines]:
+    units: Iterable[Callable[[], U]], overlap: bool, run_seconds: Callable[[], float] = lambda: 0.0
+) -> Iterator[U]:
     """Each unit's result in order; where it pays, the next units are parsed while one runs.
 
     The first unit runs inline, and says whether a thread would pay: it does when the two
@@ -314,7 +324,7 @@ def _overlapped(
             yield _GC_PAUSE.call(unit)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinfer-infer") as pool:
-        pending: deque[Future[_Lines]] = deque([pool.submit(_GC_PAUSE.call, second)])
+        pending: deque[Future[U]] = deque([pool.submit(_GC_PAUSE.call, second)])
         for unit in iterator:
             pending.append(pool.submit(_GC_PAUSE.call, unit))
             # Yield what is done, in order; wait only when AHEAD units are already queued.
@@ -324,7 +334,7 @@ def _overlapped(
             yield pending.popleft().result()
 
 
-def _paused_iteration(units: Iterable[Callable[[], _Lines]]) -> Iterator[Callable[[], _Lines]]:
+def _paused_iteration(units: Iterable[Callable[[], U]]) -> Iterator[Callable[[], U]]:
     """``units``, each made (its records read and parsed) with the cyclic GC paused."""
     iterator = iter(units)
     while True:
@@ -370,7 +380,7 @@ class _GcPause:
             if self._depth == 0 and self._was_enabled:
                 gc.enable()
 
-    def call(self, unit: Callable[[], _Lines]) -> _Lines:
+    def call(self, unit: Callable[[], U]) -> U:
         with self:
             return unit()
 
@@ -455,18 +465,25 @@ def _batches(
 def predict_records(
     model: LoadedModel, records: Iterable[Record], *, batch_size: int | None = None, overlap: bool = True
 ) -> Iterator[Outcome]:
-    """One :class:`Outcome` per record, in input order."""
+    """One :class:`Outcome` per record, in input order.
+
+    Micro-batches are prepared and run as :func:`process_records`' units are (:func:`_overlapped`):
+    the first inline, the rest overlapped with preparing the next only where the first showed
+    that it pays.
+    """
     size = batch_size or _default_batch_size(model)
-    if not overlap:
-        for outcomes, samples in _batches(model, records, size):
-            yield from _infer(model, outcomes, samples)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinfer-infer") as pool:
-        pending: Future[list[Outcome]] | None = None
-        for outcomes, samples in _batches(model, records, size):
-            submitted = pool.submit(_infer, model, outcomes, samples)
-            if pending is not None:
-                yield from pending.result()
-            pending = submitted
-        if pending is not None:
-            yield from pending.result()
+    units = (partial(_infer_unit, model, o, s) for o, s in _batches(model, records, size))
+    for ran in _overlapped(units, overlap, lambda: model.run_seconds):
+        yield from ran.outcomes
+
+
+@dataclass(slots=True)
+class _Outcomes:
+    """A micro-batch's outcomes: predict_records' unit of work."""
+
+    outcomes: list[Outcome]
+    block: bool = False  # (records, never a numeric block)
+
+
+def _infer_unit(model: LoadedModel, outcomes: list[Outcome], samples: list[Sample | None]) -> _Outcomes:
+    return _Outcomes(_infer(model, outcomes, samples))
