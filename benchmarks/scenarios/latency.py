@@ -16,7 +16,10 @@ handler's time is also split into layers (model path, fast path HTTP work) by ti
 ``LoadedModel.predict`` alone in the same interleaving, and, for comparison, the same request
 through the full Powertools path (decorators + resolver, what every request took before the
 fast path; split into resolver and decorators) and the Powertools floor (that wiring around a
-route that does nothing).
+route that does nothing). It also times both handlers with their run taken out (the model's
+binding, or the naive handler's session, returns the outputs it would have): the difference is
+what ``session.run`` costs inside each handler, where the Python around it has the CPU's
+caches in between runs, against a loop of bare runs that keeps them warm.
 """
 
 from __future__ import annotations
@@ -102,6 +105,16 @@ def _naive_handler(session: Any, input_name: str, png: bool, scale: float) -> An
     return handler
 
 
+class _Answers:
+    """A session whose ``run`` returns given outputs: a handler with its run taken out."""
+
+    def __init__(self, outputs: list[Any]) -> None:
+        self.outputs = outputs
+
+    def run(self, names: Any, feeds: Any) -> list[Any]:
+        return self.outputs
+
+
 def _powertools_floor(event: dict[str, Any], context: Any) -> Any:
     """The same decorators and resolver as predict_api, around a route that does no work.
 
@@ -180,6 +193,26 @@ def _timed_cases(spec: dict[str, Any], context: Any) -> dict[str, Any]:
 
         powertools = _powertools_handler()
         assert powertools(event, context)["statusCode"] == 200
+        # Each handler with its run replaced by the outputs it would return: what the run costs
+        # inside that handler (its time with the run less its time without), against bare.
+        fetched = model._session_run(feeds, model._fetch)
+        naive_outputs = session.run(None, feeds)
+        no_run_naive = _naive_handler(_Answers(naive_outputs), input_name, False, scale)
+
+        real_run = model._binding_run
+
+        def handler_without_run() -> Any:
+            model._binding_run = lambda names, given, options: fetched
+            try:
+                return lambda_handler(event, context)
+            finally:
+                model._binding_run = real_run
+
+        assert handler_without_run() == response
+        assert no_run_naive(event) == naive(event)
+        cases["handler, run removed"] = handler_without_run
+        cases["naive, run removed"] = lambda: no_run_naive(event)
+
         cases["model.predict"] = lambda: model.predict(instances)
         cases["powertools path"] = lambda: powertools(event, context)
         cases["resolve (no decorators)"] = resolve_only
@@ -272,6 +305,16 @@ def run(config: Config) -> ScenarioResult:
                     Row("powertools floor (same wiring, no work)", "p50", p50["powertools floor"], "us")
                 )
                 result.details["tabular x1 breakdown p50 us"] = {k: round(v, 1) for k, v in layers.items()}
+                run_inside = {
+                    "bare session.run (a loop of runs alone)": p50["bare"],
+                    "the run inside sinfer's handler": p50["handler"] - p50["handler, run removed"],
+                    "the run inside the naive handler": p50["naive"] - p50["naive, run removed"],
+                    "sinfer's handler, run removed": p50["handler, run removed"],
+                    "the naive handler, run removed": p50["naive, run removed"],
+                }
+                result.details["tabular x1 run inside each handler p50 us"] = {
+                    k: round(v, 1) for k, v in run_inside.items()
+                }
                 result.checks.append(
                     Check(
                         "median overhead over bare session.run, 1 tabular instance",
@@ -288,6 +331,13 @@ def run(config: Config) -> ScenarioResult:
     if breakdown:
         result.notes.append(
             "tabular x1 p50 breakdown (us): " + "; ".join(f"{k} {v}" for k, v in breakdown.items())
+        )
+        result.notes.append(
+            "tabular x1, what session.run costs inside each handler (its time less its time with "
+            "the run's outputs given), p50 (us): "
+            + "; ".join(
+                f"{k} {v}" for k, v in result.details["tabular x1 run inside each handler p50 us"].items()
+            )
         )
         result.notes.append(
             "the same request through the full Powertools path, p50 (us): "
