@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,19 @@ def test_sample_events_get_the_resolvers_response(
 # --- parametrised predictions --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["1.0", "2.0"], ids=["rest", "http"])
-@pytest.mark.parametrize("model", ["breast_cancer", "digits"])
-@pytest.mark.parametrize("count", [1, 32])
-@pytest.mark.parametrize("versioned", [False, True], ids=["latest", "versions/1"])
+def each_prediction(test: Callable[..., None]) -> Callable[..., None]:
+    """The test for each event version, model, instance count, and latest or versioned path."""
+    for mark in (
+        pytest.mark.parametrize("versioned", [False, True], ids=["latest", "versions/1"]),
+        pytest.mark.parametrize("count", [1, 32]),
+        pytest.mark.parametrize("model", ["breast_cancer", "digits"]),
+        pytest.mark.parametrize("version", ["1.0", "2.0"], ids=["rest", "http"]),
+    ):
+        test = mark(test)
+    return test
+
+
+@each_prediction
 def test_v1_predict_matches_the_resolver(
     version: Any,
     model: str,
@@ -136,10 +146,7 @@ def test_v1_predict_matches_the_resolver(
     assert len(json.loads(response["body"])["predictions"]) == count
 
 
-@pytest.mark.parametrize("version", ["1.0", "2.0"], ids=["rest", "http"])
-@pytest.mark.parametrize("model", ["breast_cancer", "digits"])
-@pytest.mark.parametrize("count", [1, 32])
-@pytest.mark.parametrize("versioned", [False, True], ids=["latest", "versions/1"])
+@each_prediction
 def test_v2_infer_matches_the_resolver(
     version: Any,
     model: str,

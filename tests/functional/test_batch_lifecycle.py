@@ -52,6 +52,17 @@ def env(aws: AwsStack, bedrock: BedrockStubs, configure: Configure) -> Settings:
     return configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE)
 
 
+def answered_job(aws: AwsStack, bedrock: BedrockStubs) -> tuple[str, str]:
+    """(job id, shard id) of a routed file of 120 records, submitted as one shard whose batch
+    job has written its outputs (its events not yet delivered)."""
+    job_id = routed_job(aws, KEY, reviews(120), MODEL)
+    shard_id = f"{job_id}-s0000"
+    expect_submit(bedrock, aws, shard_id)
+    orchestrator.submit(job_id)
+    answer(aws, shard_id)
+    return job_id, shard_id
+
+
 def statuses(aws: AwsStack, job_id: str) -> dict[str, str]:
     return {
         child.job_id.removeprefix(job_id + "-"): child.status
@@ -280,11 +291,7 @@ def test_duplicate_and_late_events_collect_merge_and_notify_once(
     aws: AwsStack, bedrock: BedrockStubs, env: Settings
 ) -> None:
     # GIVEN a submitted file whose job has completed
-    job_id = routed_job(aws, KEY, reviews(120), MODEL)
-    shard_id = f"{job_id}-s0000"
-    expect_submit(bedrock, aws, shard_id)
-    orchestrator.submit(job_id)
-    answer(aws, shard_id)
+    job_id, shard_id = answered_job(aws, bedrock)
 
     # WHEN the Completed event arrives, then again, then a late InProgress and a stray Failed
     first = deliver(aws, shard_id)
@@ -368,11 +375,7 @@ def test_the_sweeper_redoes_a_collection_that_died_midway(
     aws: AwsStack, bedrock: BedrockStubs, env: Settings
 ) -> None:
     # GIVEN a completed job whose collector died while reading its outputs, an hour ago
-    job_id = routed_job(aws, KEY, reviews(120), MODEL)
-    shard_id = f"{job_id}-s0000"
-    expect_submit(bedrock, aws, shard_id)
-    orchestrator.submit(job_id)
-    answer(aws, shard_id)
+    _, shard_id = answered_job(aws, bedrock)
     jobs = JobStore(aws.table)
     assert jobs.transition(
         shard_id, "COLLECTING", allowed_from=("SUBMITTED",), fields={"updated_at": LONG_AGO}
@@ -498,11 +501,8 @@ def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
         )
     )
     # ... and a good file whose job completed, its event lost
-    job_id = routed_job(aws, KEY, reviews(120), MODEL)
-    expect_submit(bedrock, aws, f"{job_id}-s0000")
-    orchestrator.submit(job_id)
-    answer(aws, f"{job_id}-s0000")
-    expect_status(bedrock, aws, f"{job_id}-s0000", "Completed")
+    job_id, shard_id = answered_job(aws, bedrock)
+    expect_status(bedrock, aws, shard_id, "Completed")
 
     # WHEN the sweeper runs
     found = handle_collect(load_event("batch/sweep.json"))
