@@ -118,6 +118,17 @@ class _Lines:
     # Its rows were parsed as a numeric block (np.fromstring/loadtxt), which releases the GIL.
     block: bool = False
 
+    @classmethod
+    def joined(cls, parts: list[_Lines]) -> _Lines:
+        """Consecutive runs of lines as one (not a block: they were records)."""
+        data = b"".join(part.data for part in parts)
+        records = predictions = errors = 0
+        for part in parts:
+            records += part.records
+            predictions += part.predictions
+            errors += part.errors
+        return cls(data, records, predictions, errors)
+
 
 def _default_batch_size(model: LoadedModel) -> int:
     return 64 if model.loops else max(1, min(model.max_batch, 1024))
@@ -189,12 +200,8 @@ def _cell_lines(model: LoadedModel, pieces: list[_Rows | list[Record]], size: in
         if lines is not None:
             return lines
     records = [r for piece in pieces for r in (piece.records() if isinstance(piece, _Rows) else piece)]
-    parts = [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
-    return _Lines(
-        b"".join(part.data for part in parts),
-        sum(part.records for part in parts),
-        sum(part.predictions for part in parts),
-        sum(part.errors for part in parts),
+    return _Lines.joined(
+        [_batch_lines(model, outcomes, samples) for outcomes, samples in _batches(model, records, size)]
     )
 
 
