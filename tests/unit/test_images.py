@@ -217,3 +217,25 @@ def test_an_image_instance_is_what_coerce_and_the_shape_check_make_of_its_pixels
     assert value.dtype == general.dtype
     assert value.shape == general.shape
     assert value.tobytes() == general.tobytes()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ImageSpec(),  # no size: it depends on the image
+        ImageSpec(resize=(12, 8)),
+        ImageSpec(resize=(12, 8), crop=(4, 2)),
+        ImageSpec(crop=(5, 3)),  # a crop past the image pads it
+        ImageSpec(color_mode="L", resize=(8, 8), layout="flat"),
+        ImageSpec(color_mode="BGR", resize=(7, 5), layout="NHWC"),
+        ImageSpec(color_mode="L", crop=(3, 3), layout="NHWC"),
+    ],
+)
+def test_decoded_shape_is_the_shape_decode_gives(rgb: np.ndarray, spec: ImageSpec) -> None:
+    shape = images.decoded_shape(spec)
+    outs = [images.decode(encode(source), spec) for source in (rgb, np.zeros((9, 2, 3), np.uint8))]
+    assert all(out.dtype == np.float32 for out in outs)
+    if shape is None:  # the two sizes of image decode to two shapes
+        assert outs[0].shape != outs[1].shape
+    else:
+        assert [out.shape for out in outs] == [shape, shape]

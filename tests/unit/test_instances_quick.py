@@ -122,10 +122,10 @@ def test_anything_else_is_left_to_to_sample(instance: Any) -> None:
     ids=["float16", "reshaped", "dynamic"],
 )
 def test_images_needing_coerce_or_the_shape_check_are_left_to_to_sample(input_spec: TensorSpec) -> None:
-    quick = QuickImage.of([input_spec])
-    assert quick is not None
-    assert quick.sample({"b64": png()}) is None
-    assert isinstance(general([input_spec], {"b64": png()}), dict)  # and to_sample takes them
+    # (no route at all: it would decode each image, find the array unfit, and leave to_sample to
+    # decode it again)
+    assert QuickImage.of([input_spec]) is None
+    assert isinstance(general([input_spec], {"b64": png()}), dict)  # to_sample takes them
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ IMAGES = [png(), png(8, 8, "L"), png(5, 5, "LA"), png(4, 4, "P")]
         st.sampled_from(IMAGES).map(base64.b64decode),
         st.binary(max_size=40),
     ),
-    st.sampled_from([*TAKEN, spec((None, 1, 8, 8), dtype=np.float16)]),
+    st.sampled_from(TAKEN),
 )
 def test_whatever_the_route_answers_is_to_samples_answer(instance: Any, input_spec: TensorSpec) -> None:
     quick = QuickImage.of([input_spec])

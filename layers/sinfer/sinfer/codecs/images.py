@@ -93,6 +93,21 @@ def decode(data: bytes, spec: ImageSpec) -> np.ndarray[Any, Any]:
     return pixels
 
 
+def decoded_shape(spec: ImageSpec) -> tuple[int, ...] | None:
+    """The shape :func:`decode` gives every image under ``spec`` (its dtype is float32), or None
+    where it depends on the image (neither a resize nor a crop fixes the size)."""
+    size = spec.crop or spec.resize
+    if size is None:
+        return None
+    width, height = size
+    channels = 1 if spec.color_mode == "L" else 3
+    if spec.layout == "NCHW":
+        return (channels, height, width)
+    if spec.layout == "flat":
+        return (height * width * channels,)
+    return (height, width, channels)
+
+
 def _open(data: bytes) -> PILImage.Image:
     """Any image, through ``Image.open``: checked against the limits, loaded, or refused."""
     from PIL import Image, UnidentifiedImageError

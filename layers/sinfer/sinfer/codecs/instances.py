@@ -84,11 +84,17 @@ class QuickImage:
 
     @classmethod
     def of(cls, inputs: list[TensorSpec]) -> QuickImage | None:
-        """The route for a model with one image input (declared, or implied by its shape)."""
+        """The route for a model with one image input (declared, or implied by its shape) whose
+        dtype and sample shape are what the decoder gives every image: float32, and the fixed
+        shape of its resize or crop. Other image inputs (float16, a dynamic size, a shape the
+        pixels are reshaped to) have none, so their images are not decoded twice."""
         if len(inputs) != 1 or inputs[0].name == "b64":  # ({"b64": x} is then that input's x)
             return None
-        image = implied_image_spec(inputs[0])
-        return None if image is None or inputs[0].dtype is None else cls(inputs[0], image)
+        spec = inputs[0]
+        image = implied_image_spec(spec)
+        if image is None or spec.dtype != np.float32 or images.decoded_shape(image) != spec.sample_shape:
+            return None
+        return cls(spec, image)
 
     def sample(self, instance: Any) -> Sample | None:
         try:
