@@ -297,12 +297,12 @@ class _Unit(Protocol):
     def block(self) -> bool: ...
 
 
-U = TypeVar("U", bound=_Unit)
+_U = TypeVar("_U", bound=_Unit)
 
 
 def _overlapped(
-    units: Iterable[Callable[[], U]], overlap: bool, run_seconds: Callable[[], float] = lambda: 0.0
-) -> Iterator[U]:
+    units: Iterable[Callable[[], _U]], overlap: bool, run_seconds: Callable[[], float] = lambda: 0.0
+) -> Iterator[_U]:
     """Each unit's result in order; where it pays, the next units are parsed while one runs.
 
     The first unit runs inline, and says whether a thread would pay: it does when the two
@@ -331,7 +331,7 @@ def _overlapped(
             yield _GC_PAUSE.call(unit)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinfer-infer") as pool:
-        pending: deque[Future[U]] = deque([pool.submit(_GC_PAUSE.call, second)])
+        pending: deque[Future[_U]] = deque([pool.submit(_GC_PAUSE.call, second)])
         for unit in iterator:
             pending.append(pool.submit(_GC_PAUSE.call, unit))
             # Yield what is done, in order; wait only when AHEAD units are already queued.
@@ -341,7 +341,7 @@ def _overlapped(
             yield pending.popleft().result()
 
 
-def _paused_iteration(units: Iterable[Callable[[], U]]) -> Iterator[Callable[[], U]]:
+def _paused_iteration(units: Iterable[Callable[[], _U]]) -> Iterator[Callable[[], _U]]:
     """``units``, each made (its records read and parsed) with the cyclic GC paused."""
     iterator = iter(units)
     while True:
@@ -387,7 +387,7 @@ class _GcPause:
             if self._depth == 0 and self._was_enabled:
                 gc.enable()
 
-    def call(self, unit: Callable[[], U]) -> U:
+    def call(self, unit: Callable[[], _U]) -> _U:
         with self:
             return unit()
 
