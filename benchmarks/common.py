@@ -334,6 +334,40 @@ def machine() -> dict[str, Any]:
     }
 
 
+# A pure-Python spin that prints its own seconds: the probe below runs one alone, then two at once.
+_SPIN = (
+    "import time\nt = time.perf_counter()\nx = 0\nfor i in range({n}):\n    x += i\n"
+    "print(time.perf_counter() - t)"
+)
+
+
+def parallel_capacity(rounds: int = 3, spins: int = 3_000_000) -> list[float]:
+    """How many CPUs' worth of work two busy processes got, once per round: 2.0 when both
+    ran at full speed, 1.0 when together they did no more than one alone.
+
+    On a shared host two vCPUs are not two CPUs: when both are busy each may run slower
+    (another tenant, or two vCPUs that are hyperthreads of one core), which a two-threaded
+    pipeline feels and its one-threaded baselines do not. Each round times one spinning child
+    alone, then two at once (each reports its own time, start-up excluded), and gives
+    ``2 * alone / slower of the two``.
+    """
+    code = _SPIN.format(n=spins)
+
+    def spin_times(count: int) -> list[float]:
+        children = [
+            subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            for _ in range(count)
+        ]
+        return [float(child.communicate()[0]) for child in children]
+
+    capacity = []
+    for _ in range(rounds):
+        alone = spin_times(1)[0]
+        together = max(spin_times(2))
+        capacity.append(round(2 * alone / together, 2))
+    return capacity
+
+
 # --- output ------------------------------------------------------------------------------
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks import run as bench_run
-from benchmarks.common import Config, ScenarioResult, best_rates, interleaved, percentile, render_table
+from benchmarks.common import (
+    Config,
+    ScenarioResult,
+    best_rates,
+    interleaved,
+    parallel_capacity,
+    percentile,
+    render_table,
+)
 from benchmarks.scenarios import SCENARIOS
 from sinfer.cli import CliError
 from sinfer.cli import bench as bench_cli
@@ -66,6 +74,13 @@ def test_best_rates_interleaves_the_cases_and_keeps_each_ones_best() -> None:
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert set(rates) == {"a", "b", "c"}
     assert all(rate > 0 for rate in rates.values())
+
+
+def test_the_parallel_capacity_probe_gives_a_share_per_round() -> None:
+    # (no timing bound: only that each round measured two children against one)
+    capacity = parallel_capacity(rounds=2, spins=20_000)
+    assert len(capacity) == 2
+    assert all(isinstance(c, float) and c > 0 for c in capacity)
 
 
 def test_sinfer_bench_finds_this_checkout_and_passes_options_through(tmp_path: Path) -> None:
