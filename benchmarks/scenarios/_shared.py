@@ -39,7 +39,10 @@ def reset_sinfer() -> None:
     from sinfer.config import reset_settings
     from sinfer.inference.registry import reset_default_registry
     from sinfer.jobs import routing
+    from sinfer.observability import lambda_stdout, metrics_disabled
 
+    lambda_stdout.cache_clear()
+    metrics_disabled.cache_clear()
     reset_settings()
     reset_clients()
     reset_default_registry()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 
@@ -12,7 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sinfer import observability
-from sinfer.observability import NAMESPACE, SERVICE, emf_line, emit_metric, metrics_disabled
+from sinfer.observability import NAMESPACE, SERVICE, emf_line, emit_metric, lambda_stdout, metrics_disabled
 
 
 @pytest.mark.parametrize(
@@ -81,6 +83,37 @@ def test_emit_metric_writes_one_line_unless_metrics_are_disabled(
     emit_metric("Predictions", "Count", 2)
     assert capsys.readouterr().out
     metrics_disabled.cache_clear()
+
+
+def test_under_lambdas_runtime_the_line_goes_straight_to_file_descriptor_1(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN metrics on, and sys.stdout replaced (as a test or a CLI may do)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    metrics_disabled.cache_clear()
+    replaced = io.StringIO()
+    try:
+        # WHEN the process runs under Lambda's runtime (which sets AWS_LAMBDA_RUNTIME_API)
+        monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+        lambda_stdout.cache_clear()
+        with contextlib.redirect_stdout(replaced):
+            emit_metric("Predictions", "Count", 3)
+        # THEN the line went to descriptor 1 itself, whole, and not through sys.stdout
+        assert replaced.getvalue() == ""
+        [line] = capfd.readouterr().out.splitlines()
+        assert json.loads(line)["Predictions"] == [3.0]
+
+        # and elsewhere it goes through sys.stdout, whatever that is
+        monkeypatch.delenv("AWS_LAMBDA_RUNTIME_API")
+        lambda_stdout.cache_clear()
+        with contextlib.redirect_stdout(replaced):
+            emit_metric("Predictions", "Count", 4)
+        assert json.loads(replaced.getvalue())["Predictions"] == [4.0]
+        assert capfd.readouterr().out == ""
+    finally:
+        lambda_stdout.cache_clear()
+        metrics_disabled.cache_clear()
 
 
 def test_powertools_objects_are_built_on_first_use_and_kept() -> None:

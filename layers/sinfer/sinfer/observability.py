@@ -133,7 +133,31 @@ def emit_metric(name: str, unit: str, value: float) -> None:
     """Write one metric to stdout as CloudWatch EMF (Lambda ships stdout to CloudWatch Logs).
 
     One ``write`` rather than ``print``: Lambda's runtime flushes stdout after every write, and
-    print writes the newline separately.
+    print writes the newline separately. Under that runtime the line's bytes go straight to
+    file descriptor 1 (see :func:`lambda_stdout`); elsewhere through ``sys.stdout``.
     """
-    if not metrics_disabled():
-        sys.stdout.write(emf_line(name, unit, value) + "\n")
+    if metrics_disabled():
+        return
+    line = emf_line(name, unit, value) + "\n"
+    if lambda_stdout():
+        data = line.encode()
+        while data:  # (a pipe takes a line this short whole; the loop is for the odd signal)
+            data = data[os.write(1, data) :]
+    else:
+        sys.stdout.write(line)
+
+
+@functools.cache
+def lambda_stdout() -> bool:
+    """Whether this process runs under Lambda's Python runtime, read once per process
+    (``lambda_stdout.cache_clear()`` to re-read).
+
+    There, ``sys.stdout`` is file descriptor 1 wrapped to flush after every write
+    (awslambdaric's ``bootstrap.Unbuffered``; ``sam local invoke`` runs the same runtime), so
+    nothing waits in its buffer and writing a line's bytes to descriptor 1 is what writing it
+    to ``sys.stdout`` does, without the wrapper, the text layer and the buffer: measured in the
+    handler, ~2.5 us of a ~43 us request, most of it those layers' effect on the code after
+    them. Anywhere else (the CLI, tests, sinfer's local stack) ``sys.stdout`` may be replaced
+    or buffered, and is used as it is. The runtime sets AWS_LAMBDA_RUNTIME_API for itself.
+    """
+    return bool(os.environ.get("AWS_LAMBDA_RUNTIME_API"))
