@@ -325,10 +325,11 @@ def run(config: Config) -> ScenarioResult:
         # and a spell of load from another tenant of the host is less likely to cover them all.
         cases: dict[tuple[str, str], tuple[Any, float]] = {}
         counted: dict[str, dict[str, int]] = {}
+        parsers_of = {kind: _parsers(kind, decode) for kind in inputs}
         for kind, (payload, records, _) in inputs.items():
             n, loop = _per_record(kind, payload, model, per_record_n)
             counted[kind] = {}
-            for name, parse in _parsers(kind, decode).items():
+            for name, parse in parsers_of[kind].items():
                 cases[kind, name] = (functools.partial(parse, payload), records)
             cases[kind, PER_RECORD] = (loop, n)
             cases[kind, CORE] = (functools.partial(_core_into, counted[kind], kind, payload, model), records)
@@ -340,10 +341,9 @@ def run(config: Config) -> ScenarioResult:
         result.details["two_busy_vcpus_capacity"] = capacity
         for kind, (payload, records, size) in inputs.items():
             nbytes = size or len(payload)
-            parsers = _parsers(kind, decode)
             counts = counted[kind]
             rates = {name: rate for (of, name), rate in measured.items() if of == kind}
-            parse_rates = {name: rates[name] for name in parsers}
+            parse_rates = {name: rates[name] for name in parsers_of[kind]}
             best_parser = max(parse_rates, key=lambda k: parse_rates[k])
             parse_rate = parse_rates[best_parser]
             per_record_rate, core_rate = rates[PER_RECORD], rates[CORE]
@@ -454,11 +454,10 @@ def run(config: Config) -> ScenarioResult:
             f"where parse-only / per-record is below it: {shown}; details give each case's ceiling "
             "(per_record_ceiling) and the share of it reached (core_share_of_ceiling = core / parse-only)"
         )
-    probes: list[float] = result.details.get("two_busy_vcpus_capacity") or []
-    if probes:
+    if capacity:
         result.notes.append(
             "two busy processes got "
-            + ", ".join(f"{c:.2f}" for c in probes)
+            + ", ".join(f"{c:.2f}" for c in capacity)
             + " CPUs' worth of work in probes before and after the measurement (2.0: two full "
             "CPUs; the two-threaded pipeline gains less from overlap the lower it is)"
         )
