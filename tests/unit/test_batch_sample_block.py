@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,7 @@ from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry
 from sinfer.model.store import LocalModelStore
 from sinfer.records.types import Record
-
-MODELS = Path(__file__).resolve().parents[2] / "models"
+from tests.conftest import MODELS
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,8 @@ from sinfer.inference.registry import ModelRegistry
 from sinfer.model.manifest import ImageSpec, InputDecl
 from sinfer.model.signature import TensorSpec
 from sinfer.model.store import LocalModelStore
+from tests.conftest import MODELS
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
 DIGITS = ImageSpec(color_mode="L", resize=(8, 8), layout="flat", scale=16 / 255)
 
 
