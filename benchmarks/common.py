@@ -174,25 +174,47 @@ def median(samples: Sequence[float]) -> float:
 
 def best_rates(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int) -> dict[K, float]:
     """The best rate (``amount`` per second) of each case's ``(fn, amount)`` over ``repeats``
-    rounds, the cases interleaved.
+    rounds, the cases interleaved (:func:`rates_by_round`).
 
     Best, not median, for baselines that stand for a limit: the fastest run is the one least
-    disturbed by the rest of the machine. Interleaved (every case once a round, the order
-    rotating each round), as the latency scenario's calls are: on a shared host, the other
-    tenants' load comes and goes over seconds, and when the baselines ran all their rounds
-    before the pipeline ran its own, a quiet spell landing on one side moved the ratios by
-    0.2-0.3 between runs of the same code.
+    disturbed by the rest of the machine.
+    """
+    return best_of(rates_by_round(cases, repeats))
+
+
+def best_of(rounds: Sequence[dict[K, float]]) -> dict[K, float]:
+    """Each case's best rate over the rounds of :func:`rates_by_round`."""
+    return {name: max(measured[name] for measured in rounds) for name in rounds[0]}
+
+
+def rates_by_round(
+    cases: dict[K, tuple[Callable[[], Any], float]],
+    repeats: int,
+    before_round: Callable[[], None] | None = None,
+) -> list[dict[K, float]]:
+    """Each round's rate (``amount`` per second) of every case's ``(fn, amount)``, the cases
+    interleaved: every case once a round, the order rotating each round. ``before_round`` runs
+    before each (a probe of the host, whose readings the caller pairs with the rounds).
+
+    Interleaved, as the latency scenario's calls are: on a shared host, the other tenants'
+    load comes and goes over seconds, and when the baselines ran all their rounds before the
+    pipeline ran its own, a quiet spell landing on one side moved the ratios by 0.2-0.3
+    between runs of the same code.
     """
     names = list(cases)
-    best = dict.fromkeys(names, 0.0)
+    rounds: list[dict[K, float]] = []
     for r in range(repeats):
+        if before_round is not None:
+            before_round()
+        measured: dict[K, float] = {}
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, amount = cases[name]
             start = time.perf_counter()
             fn()
             seconds = time.perf_counter() - start
-            best[name] = max(best[name], amount / seconds if seconds > 0 else float("inf"))
-    return best
+            measured[name] = amount / seconds if seconds > 0 else float("inf")
+        rounds.append({name: measured[name] for name in names})
+    return rounds
 
 
 @contextlib.contextmanager
@@ -347,7 +369,7 @@ def parallel_capacity(rounds: int = 3, spins: int = 3_000_000) -> list[float]:
 
     On a shared host two vCPUs are not two CPUs: when both are busy each may run slower
     (another tenant, or two vCPUs that are hyperthreads of one core), which a two-threaded
-    pipeline feels and its one-threaded baselines do not. Each round times one spinning child
+    pipeline may feel and its one-threaded baselines would not. Each round times one spinning child
     alone, then two at once (each reports its own time, start-up excluded), and gives
     ``2 * alone / slower of the two``.
     """

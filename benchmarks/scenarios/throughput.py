@@ -27,6 +27,7 @@ import base64
 import functools
 import io
 import json
+import math
 import time
 from typing import Any
 
@@ -35,8 +36,10 @@ from benchmarks.common import (
     Config,
     Row,
     ScenarioResult,
-    best_rates,
+    best_of,
+    median,
     parallel_capacity,
+    rates_by_round,
     silenced_stdout,
 )
 from benchmarks.scenarios._shared import (
@@ -312,6 +315,7 @@ def run(config: Config) -> ScenarioResult:
         "b64": f"JSONL of {images_n:,} b64 PNGs",
     }
     ceilings: dict[str, float] = {}
+    by_round: dict[str, dict[str, list[float]]] = {}
     with bench_env():
         from sinfer.codecs.images import decode as image_decode
         from sinfer.inference.registry import default_registry
@@ -333,11 +337,12 @@ def run(config: Config) -> ScenarioResult:
                 cases[kind, name] = (functools.partial(parse, payload), records)
             cases[kind, PER_RECORD] = (loop, n)
             cases[kind, CORE] = (functools.partial(_core_into, counted[kind], kind, payload, model), records)
-        # How much the second vCPU gave, around the measurement: the pipeline runs two threads,
-        # its baselines one, so their ratios move with it (see common.parallel_capacity).
-        capacity = parallel_capacity() if not config.tiny else []
-        measured = best_rates(cases, repeats)
-        capacity += parallel_capacity() if not config.tiny else []
+        # How much the second vCPU gave, before each round: the pipeline runs two threads, its
+        # baselines one, so their ratios move with it (see common.parallel_capacity).
+        capacity: list[float] = []
+        probe = None if config.tiny else lambda: capacity.extend(parallel_capacity(rounds=1))
+        rounds = rates_by_round(cases, repeats, probe)
+        measured = best_of(rounds)
         result.details["two_busy_vcpus_capacity"] = capacity
         for kind, (payload, records, size) in inputs.items():
             nbytes = size or len(payload)
@@ -419,6 +424,8 @@ def run(config: Config) -> ScenarioResult:
                 "s3_ingest_share_of_ceiling": round(ingest_rate / parse_rate, 3),
             }
             ceilings[label] = parse_rate / per_record_rate
+            if kind != "png":
+                by_round[label] = _round_ratios(rounds, kind, list(parsers_of[kind]))
             result.checks.append(
                 Check(
                     f"{label}: core / parse-only",
@@ -458,7 +465,88 @@ def run(config: Config) -> ScenarioResult:
         result.notes.append(
             "two busy processes got "
             + ", ".join(f"{c:.2f}" for c in capacity)
-            + " CPUs' worth of work in probes before and after the measurement (2.0: two full "
-            "CPUs; the two-threaded pipeline gains less from overlap the lower it is)"
+            + " CPUs' worth of work in probes before each round (2.0: two full CPUs)"
         )
+        paired = _capacity_pairing(capacity, by_round)
+        result.details["round_by_round"] = paired
+        result.notes.extend(_pairing_notes(paired))
     return result
+
+
+# --- the rounds against the host's capacity ----------------------------------------------
+
+
+def _round_ratios(
+    rounds: list[dict[tuple[str, str], float]], kind: str, parsers: list[str]
+) -> dict[str, list[float]]:
+    """Each round's core / parse-only (its fastest parser that round) and core / per-record."""
+    ratios: dict[str, list[float]] = {"core / parse-only": [], "core / per-record": []}
+    for measured in rounds:
+        core = measured[kind, CORE]
+        ratios["core / parse-only"].append(core / max(measured[kind, name] for name in parsers))
+        ratios["core / per-record"].append(core / measured[kind, PER_RECORD])
+    return ratios
+
+
+def _capacity_pairing(
+    capacity: list[float], by_round: dict[str, dict[str, list[float]]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each input's round-by-round ratios, their spread, and their rank correlation with the
+    probe reading taken just before each round (+1: the more the host gave, the higher the
+    ratio; near 0: the reading does not tell the round's ratio)."""
+    return {
+        label: {
+            name: {
+                "per_round": [round(v, 3) for v in values],
+                "lowest": round(min(values), 3),
+                "median": round(median(values), 3),
+                "highest": round(max(values), 3),
+                "rank_correlation": round(_spearman(capacity, values), 2) if len(values) > 2 else None,
+            }
+            for name, values in ratios.items()
+        }
+        for label, ratios in by_round.items()
+    }
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation (ties take their mean rank); 0 where either side is flat."""
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+    return cov / spread if spread else 0.0
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def _pairing_notes(paired: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    notes = []
+    for label, ratios in paired.items():
+        spreads = ", ".join(
+            f"{name} {_x(r['lowest'])}-{_x(r['highest'])} (median {_x(r['median'])})"
+            for name, r in ratios.items()
+        )
+        correlations = " and ".join(
+            "-" if r["rank_correlation"] is None else f"{r['rank_correlation']:+.2f}" for r in ratios.values()
+        )
+        notes.append(
+            f"{label}, round by round: {spreads}; rank correlation with the probe's reading {correlations}"
+        )
+    return notes
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"

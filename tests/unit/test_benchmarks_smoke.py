@@ -22,9 +22,10 @@ from benchmarks.common import (
     interleaved,
     parallel_capacity,
     percentile,
+    rates_by_round,
     render_table,
 )
-from benchmarks.scenarios import SCENARIOS
+from benchmarks.scenarios import SCENARIOS, throughput
 from sinfer.cli import CliError
 from sinfer.cli import bench as bench_cli
 
@@ -74,6 +75,59 @@ def test_best_rates_interleaves_the_cases_and_keeps_each_ones_best() -> None:
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert set(rates) == {"a", "b", "c"}
     assert all(rate > 0 for rate in rates.values())
+
+
+def test_rates_by_round_probes_before_each_round_and_keeps_every_rounds_rates() -> None:
+    # GIVEN two cases and a probe, all recording when they run
+    order: list[str] = []
+    cases = {name: (lambda name=name: order.append(name), 10.0) for name in ("a", "b")}
+
+    # WHEN they are measured over three rounds
+    rounds = rates_by_round(cases, 3, lambda: order.append("probe"))
+
+    # THEN the probe ran before each round, and each round has every case's rate
+    assert order == ["probe", "a", "b", "probe", "b", "a", "probe", "a", "b"]
+    assert [set(measured) for measured in rounds] == [{"a", "b"}] * 3
+    assert all(rate > 0 for measured in rounds for rate in measured.values())
+
+
+def test_the_rounds_are_paired_with_the_probe_reading_taken_before_each() -> None:
+    # GIVEN four rounds' rates, and the probe's readings before them
+    def measured(core: float, parse: float, per_record: float) -> dict[tuple[str, str], float]:
+        return {
+            ("csv", throughput.CORE): core,
+            ("csv", "numpy"): parse,
+            ("csv", "sinfer"): parse / 2,
+            ("csv", throughput.PER_RECORD): per_record,
+        }
+
+    rounds = [measured(90, 100, 4), measured(60, 100, 4), measured(70, 100, 5), measured(95, 100, 5)]
+    capacity = [1.9, 1.1, 1.3, 2.0]
+
+    # WHEN the rounds' ratios are paired with the readings
+    ratios = {"CSV": throughput._round_ratios(rounds, "csv", ["numpy", "sinfer"])}
+    paired = throughput._capacity_pairing(capacity, ratios)
+
+    # THEN each round's ratio is its own core over its fastest parser, spread and median are
+    # given (the median by nearest rank), and the ratio rises with the reading: rank correlation +1
+    parse_only = paired["CSV"]["core / parse-only"]
+    assert parse_only["per_round"] == [0.9, 0.6, 0.7, 0.95]
+    assert (parse_only["lowest"], parse_only["median"], parse_only["highest"]) == (0.6, 0.9, 0.95)
+    assert parse_only["rank_correlation"] == 1.0
+    per_record = paired["CSV"]["core / per-record"]
+    assert per_record["per_round"] == [22.5, 15.0, 14.0, 19.0]
+    assert per_record["rank_correlation"] == 0.6
+    (note,) = throughput._pairing_notes(paired)
+    assert note == (
+        "CSV, round by round: core / parse-only 0.60x-0.95x (median 0.90x), core / per-record "
+        "14.0x-22.5x (median 19.0x); rank correlation with the probe's reading +1.00 and +0.60"
+    )
+
+
+def test_rank_correlation_takes_ties_and_flat_inputs() -> None:
+    assert throughput._spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == -1.0
+    assert throughput._spearman([1.0, 1.0, 2.0], [5.0, 5.0, 9.0]) == pytest.approx(1.0)
+    assert throughput._spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) == 0.0
 
 
 def test_the_parallel_capacity_probe_gives_a_share_per_round() -> None:
