@@ -31,6 +31,19 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
+class LineSink:
+    """A ``LineWriter`` (what ``process_records`` writes to) that keeps what it is given: the
+    result lines' bytes, and how many lines they were said to be."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.lines = 0
+
+    def write_lines(self, data: bytes, lines: int, /) -> None:
+        self.data += data
+        self.lines += lines
+
+
 # The context every test passes; a test sets remaining_ms to put a handler near its timeout.
 FakeLambdaContext = FixedLambdaContext
 

@@ -23,7 +23,7 @@ from sinfer.inference.registry import ModelRegistry
 from sinfer.model.manifest import ImageSpec, InputDecl
 from sinfer.model.signature import TensorSpec
 from sinfer.model.store import LocalModelStore
-from tests.conftest import MODELS
+from tests.conftest import MODELS, LineSink
 
 DIGITS = ImageSpec(color_mode="L", resize=(8, 8), layout="flat", scale=16 / 255)
 
@@ -169,14 +169,6 @@ def test_whatever_the_route_answers_is_to_samples_answer(instance: Any, input_sp
 # --- the model and the record pipeline, with the route and without it --------------------
 
 
-class _Lines:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write_lines(self, data: bytes, lines: int, /) -> None:
-        self.data += data
-
-
 @contextlib.contextmanager
 def _without_route(model: LoadedModel) -> Iterator[None]:
     saved = model._quick_image
@@ -203,7 +195,7 @@ def test_a_file_of_images_gives_the_same_lines_with_the_route_and_without() -> N
     data = ("\n".join(lines) + "\n").encode()
 
     def run() -> bytes:
-        writer = _Lines()
+        writer = LineSink()
         counts = process_records(model, io.BytesIO(data), "images.jsonl", writer, batch_size=64)
         assert counts["records"] == 150
         assert counts["predictions"] + counts["errors"] == 150
@@ -244,7 +236,7 @@ def test_image_objects_give_the_same_lines_with_the_route_and_without() -> None:
     }
 
     def run(name: str, data: bytes) -> bytes:
-        writer = _Lines()
+        writer = LineSink()
         counts = process_records(model, io.BytesIO(data), name, writer)
         assert counts["records"] == 1
         return writer.data

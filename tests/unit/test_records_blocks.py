@@ -29,19 +29,10 @@ from sinfer.inference.batch import predict_records, process_records
 from sinfer.inference.model import LoadedModel
 from sinfer.records import RecordBlock, error_line, prediction_line, read_blocks, read_records
 from sinfer.records import readers as readers_module
+from tests.conftest import LineSink
 from tests.unit.onnx_graphs import identity, load
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.lines = 0
-
-    def write_lines(self, data: bytes, lines: int) -> None:
-        self.data += data
-        self.lines += lines
 
 
 def per_record_output(model: LoadedModel, data: bytes, name: str) -> tuple[bytes, dict[str, int]]:
@@ -62,7 +53,7 @@ def per_record_output(model: LoadedModel, data: bytes, name: str) -> tuple[bytes
 def block_output(
     model: LoadedModel, data: bytes, name: str, *, overlap: bool = True
 ) -> tuple[bytes, dict[str, int]]:
-    sink = Sink()
+    sink = LineSink()
     counts = process_records(model, io.BytesIO(data), name, sink, overlap=overlap)
     assert sink.lines == counts["records"] == counts["predictions"] + counts["errors"]
     assert sink.data.count(b"\n") == sink.lines
@@ -232,7 +223,7 @@ def test_over_long_jsonl_lines_match(models: dict[str, LoadedModel]) -> None:
     model = models["float3"]
     data = b"[1,2,3]\n" + b"[" + b"1," * 5000 + b"1]\n[4,5,6]\n"
     expected = per_record_output(model, data, "x.jsonl")
-    sink = Sink()
+    sink = LineSink()
     process_records(model, io.BytesIO(data), "x.jsonl", sink)
     assert (bytes(sink.data), sink.lines) == (expected[0], expected[1]["records"])
 
