@@ -187,14 +187,9 @@ def best_of(rounds: Sequence[dict[K, float]]) -> dict[K, float]:
     return {name: max(measured[name] for measured in rounds) for name in rounds[0]}
 
 
-def rates_by_round(
-    cases: dict[K, tuple[Callable[[], Any], float]],
-    repeats: int,
-    before_round: Callable[[], None] | None = None,
-) -> list[dict[K, float]]:
+def rates_by_round(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int) -> list[dict[K, float]]:
     """Each round's rate (``amount`` per second) of every case's ``(fn, amount)``, the cases
-    interleaved: every case once a round, the order rotating each round. ``before_round`` runs
-    before each (a probe of the host, whose readings the caller pairs with the rounds).
+    interleaved: every case once a round, the order rotating each round.
 
     Interleaved, as the latency scenario's calls are: on a shared host, the other tenants'
     load comes and goes over seconds, and when the baselines ran all their rounds before the
@@ -204,8 +199,6 @@ def rates_by_round(
     names = list(cases)
     rounds: list[dict[K, float]] = []
     for r in range(repeats):
-        if before_round is not None:
-            before_round()
         measured: dict[K, float] = {}
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, amount = cases[name]
@@ -357,39 +350,6 @@ def machine() -> dict[str, Any]:
 
 
 # A pure-Python spin that prints its own seconds: the probe below runs one alone, then two at once.
-_SPIN = (
-    "import time\nt = time.perf_counter()\nx = 0\nfor i in range({n}):\n    x += i\n"
-    "print(time.perf_counter() - t)"
-)
-
-
-def parallel_capacity(rounds: int = 3, spins: int = 3_000_000) -> list[float]:
-    """How many CPUs' worth of work two busy processes got, once per round: 2.0 when both
-    ran at full speed, 1.0 when together they did no more than one alone.
-
-    On a shared host two vCPUs are not two CPUs: when both are busy each may run slower
-    (another tenant, or two vCPUs that are hyperthreads of one core), which a two-threaded
-    pipeline may feel and its one-threaded baselines would not. Each round times one spinning child
-    alone, then two at once (each reports its own time, start-up excluded), and gives
-    ``2 * alone / slower of the two``.
-    """
-    code = _SPIN.format(n=spins)
-
-    def spin_times(count: int) -> list[float]:
-        children = [
-            subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-            for _ in range(count)
-        ]
-        return [float(child.communicate()[0]) for child in children]
-
-    capacity = []
-    for _ in range(rounds):
-        alone = spin_times(1)[0]
-        together = max(spin_times(2))
-        capacity.append(round(2 * alone / together, 2))
-    return capacity
-
-
 # --- output ------------------------------------------------------------------------------
 
 

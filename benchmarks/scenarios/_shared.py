@@ -170,12 +170,12 @@ class CountingSink:
         pass
 
 
-def run_pipeline(model: Any, stream: Any, name: str, writer: Any) -> dict[str, int]:
+def run_pipeline(model: Any, stream: Any, name: str, writer: Any, *, overlap: bool = True) -> dict[str, int]:
     """An input file → result lines with :func:`sinfer.inference.batch.process_records`, the loop
-    :func:`sinfer.jobs.ingest._run` and ``sinfer predict`` run."""
+    :func:`sinfer.jobs.ingest._run` and ``sinfer predict`` run (``overlap=False``: on one thread)."""
     from sinfer.inference.batch import process_records
 
-    counts = process_records(model, stream, name, writer)
+    counts = process_records(model, stream, name, writer, overlap=overlap)
     writer.close()
     return counts
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import common
 from benchmarks import run as bench_run
 from benchmarks.common import (
     Config,
     ScenarioResult,
+    best_of,
     best_rates,
     interleaved,
-    parallel_capacity,
     percentile,
     rates_by_round,
     render_table,
@@ -77,64 +78,73 @@ def test_best_rates_interleaves_the_cases_and_keeps_each_ones_best() -> None:
     assert all(rate > 0 for rate in rates.values())
 
 
-def test_rates_by_round_probes_before_each_round_and_keeps_every_rounds_rates() -> None:
-    # GIVEN two cases and a probe, all recording when they run
-    order: list[str] = []
-    cases = {name: (lambda name=name: order.append(name), 10.0) for name in ("a", "b")}
+def test_rates_by_round_keeps_every_rounds_rates_and_best_of_the_best_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a clock each case moves on by its own durations, round by round
+    clock = [0.0]
+    durations = {"a": [1.0, 4.0], "b": [2.0, 0.5]}
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
 
-    # WHEN they are measured over three rounds
-    rounds = rates_by_round(cases, 3, lambda: order.append("probe"))
+    def case(name: str) -> None:
+        clock[0] += durations[name].pop(0)
 
-    # THEN the probe ran before each round, and each round has every case's rate
-    assert order == ["probe", "a", "b", "probe", "b", "a", "probe", "a", "b"]
-    assert [set(measured) for measured in rounds] == [{"a", "b"}] * 3
-    assert all(rate > 0 for measured in rounds for rate in measured.values())
+    cases = {"a": (lambda: case("a"), 10.0), "b": (lambda: case("b"), 10.0)}
+
+    # WHEN they are measured over two rounds
+    rounds = rates_by_round(cases, 2)
+
+    # THEN each round has each case's amount over its duration, and best_of the higher of each
+    assert rounds == [{"a": 10.0, "b": 5.0}, {"a": 2.5, "b": 20.0}]
+    assert best_of(rounds) == {"a": 10.0, "b": 20.0}
 
 
-def test_the_rounds_are_paired_with_the_probe_reading_taken_before_each() -> None:
-    # GIVEN four rounds' rates, and the probe's readings before them
-    def measured(core: float, parse: float, per_record: float) -> dict[tuple[str, str], float]:
-        return {
-            ("csv", throughput.CORE): core,
-            ("csv", "numpy"): parse,
-            ("csv", "sinfer"): parse / 2,
-            ("csv", throughput.PER_RECORD): per_record,
-        }
+def _rates(core: float, one_thread: float, parse: float, per_record: float) -> dict[tuple[str, str], float]:
+    return {
+        ("csv", throughput.CORE): core,
+        ("csv", throughput.ONE_THREAD): one_thread,
+        ("csv", "numpy"): parse,
+        ("csv", "sinfer"): parse / 2,
+        ("csv", throughput.PER_RECORD): per_record,
+    }
 
-    rounds = [measured(90, 100, 4), measured(60, 100, 4), measured(70, 100, 5), measured(95, 100, 5)]
-    capacity = [1.9, 1.1, 1.3, 2.0]
 
-    # WHEN the rounds' ratios are paired with the readings
-    ratios = {"CSV": throughput._round_ratios(rounds, "csv", ["numpy", "sinfer"])}
-    paired = throughput._capacity_pairing(capacity, ratios)
+def test_the_rounds_ratios_are_each_rounds_own_with_their_spread() -> None:
+    # GIVEN three rounds of rates
+    rounds = [_rates(90, 60, 100, 4), _rates(60, 50, 100, 4), _rates(70, 50, 100, 5)]
 
-    # THEN each round's ratio is its own core over its fastest parser, spread and median are
-    # given (the median by nearest rank), and the ratio rises with the reading: rank correlation +1
-    parse_only = paired["CSV"]["core / parse-only"]
-    assert parse_only["per_round"] == [0.9, 0.6, 0.7, 0.95]
-    assert (parse_only["lowest"], parse_only["median"], parse_only["highest"]) == (0.6, 0.9, 0.95)
-    assert parse_only["rank_correlation"] == 1.0
-    per_record = paired["CSV"]["core / per-record"]
-    assert per_record["per_round"] == [22.5, 15.0, 14.0, 19.0]
-    assert per_record["rank_correlation"] == 0.6
-    (note,) = throughput._pairing_notes(paired)
+    # WHEN each round's ratios are taken, and their spread
+    spreads = throughput._spreads({"CSV": throughput._round_ratios(rounds, "csv", ["numpy", "sinfer"])})
+
+    # THEN each ratio is the round's core over its fastest parser, its per-record and its one
+    # thread, with the lowest, median and highest of them
+    parse_only = spreads["CSV"]["core / parse-only"]
+    assert parse_only == {"per_round": [0.9, 0.6, 0.7], "lowest": 0.6, "median": 0.7, "highest": 0.9}
+    assert spreads["CSV"]["core / per-record"]["per_round"] == [22.5, 15.0, 14.0]
+    assert spreads["CSV"]["core / one thread"]["per_round"] == [1.5, 1.2, 1.4]
+    (note,) = throughput._spread_notes(spreads)
     assert note == (
-        "CSV, round by round: core / parse-only 0.60x-0.95x (median 0.90x), core / per-record "
-        "14.0x-22.5x (median 19.0x); rank correlation with the probe's reading +1.00 and +0.60"
+        "CSV, round by round: core / parse-only 0.60x-0.90x (median 0.70x), core / per-record "
+        "14.0x-22.5x (median 15.0x), core / one thread 1.20x-1.50x (median 1.40x)"
     )
 
 
-def test_rank_correlation_takes_ties_and_flat_inputs() -> None:
-    assert throughput._spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == -1.0
-    assert throughput._spearman([1.0, 1.0, 2.0], [5.0, 5.0, 9.0]) == pytest.approx(1.0)
-    assert throughput._spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) == 0.0
+def test_the_overlap_note_says_what_the_second_thread_gave_and_what_the_targets_need() -> None:
+    speedups = {
+        "CSV": {
+            "one_thread_records_per_s": 300_000,
+            "two_threads_over_one": 1.3,
+            "needed_for_parse_target": 1.36,
+            "needed_for_per_record_target": 1.5,
+        }
+    }
 
+    (note,) = throughput._overlap_notes(speedups)
 
-def test_the_parallel_capacity_probe_gives_a_share_per_round() -> None:
-    # (no timing bound: only that each round measured two children against one)
-    capacity = parallel_capacity(rounds=2, spins=20_000)
-    assert len(capacity) == 2
-    assert all(isinstance(c, float) and c > 0 for c in capacity)
+    assert note == (
+        "CSV: two threads run the pipeline at 1.30x its one-thread rate (300,000 rows/s, best of "
+        "rounds); 0.8x of parse-only needs 1.36x, 20x per-record 1.50x"
+    )
 
 
 def test_sinfer_bench_finds_this_checkout_and_passes_options_through(tmp_path: Path) -> None:
