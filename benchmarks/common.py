@@ -172,18 +172,12 @@ def median(samples: Sequence[float]) -> float:
     return percentile(samples, 50)
 
 
-def best_rates(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int) -> dict[K, float]:
-    """The best rate (``amount`` per second) of each case's ``(fn, amount)`` over ``repeats``
-    rounds, the cases interleaved (:func:`rates_by_round`).
+def best_of(rounds: Sequence[dict[K, float]]) -> dict[K, float]:
+    """Each case's best rate over the rounds of :func:`rates_by_round`.
 
     Best, not median, for baselines that stand for a limit: the fastest run is the one least
     disturbed by the rest of the machine.
     """
-    return best_of(rates_by_round(cases, repeats))
-
-
-def best_of(rounds: Sequence[dict[K, float]]) -> dict[K, float]:
-    """Each case's best rate over the rounds of :func:`rates_by_round`."""
     return {name: max(measured[name] for measured in rounds) for name in rounds[0]}
 
 
@@ -349,7 +343,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-# A pure-Python spin that prints its own seconds: the probe below runs one alone, then two at once.
 # --- output ------------------------------------------------------------------------------
 
 

@@ -295,7 +295,7 @@ def run(config: Config) -> ScenarioResult:
     images_n = config.pick(2_000, 300, 20)
     per_record_n = config.pick(5_000, 2_000, 50)
     # Every rate is the best of several rounds, the baselines and the core pipeline interleaved
-    # (best_rates); each run takes a fraction of a second, so rounds are cheap. Fifteen, because
+    # (rates_by_round, best_of); each run takes a fraction of a second, so rounds are cheap. Fifteen, because
     # the two-threaded pipeline suffers more than its one-threaded baselines when another tenant
     # of the host takes a core for a while: with five, one full run in three caught no quiet
     # round for it (CSV 0.60x where standalone runs gave 0.82-0.94x), and with nine, run over
@@ -331,17 +331,17 @@ def run(config: Config) -> ScenarioResult:
         # rounds spread over the whole scenario (~40 s) rather than over its own few seconds,
         # and a spell of load from another tenant of the host is less likely to cover them all.
         cases: dict[tuple[str, str], tuple[Any, float]] = {}
-        counted: dict[str, dict[str, int]] = {}
+        counted: dict[str | tuple[str, str], dict[str, int]] = {}
         parsers_of = {kind: _parsers(kind, decode) for kind in inputs}
         for kind, (payload, records, _) in inputs.items():
             n, loop = _per_record(kind, payload, model, per_record_n)
-            counted[kind] = {}
+            counted[kind], counted[kind, ONE_THREAD] = {}, {}
             for name, parse in parsers_of[kind].items():
                 cases[kind, name] = (functools.partial(parse, payload), records)
             cases[kind, PER_RECORD] = (loop, n)
             cases[kind, CORE] = (functools.partial(_core_into, counted[kind], kind, payload, model), records)
             if kind in OVERLAPPED_KINDS:
-                inline = functools.partial(_core_into, {}, kind, payload, model, False)
+                inline = functools.partial(_core_into, counted[kind, ONE_THREAD], kind, payload, model, False)
                 cases[kind, ONE_THREAD] = (inline, records)
         rounds = rates_by_round(cases, repeats)
         measured = best_of(rounds)
@@ -355,6 +355,8 @@ def run(config: Config) -> ScenarioResult:
             per_record_rate, core_rate = rates[PER_RECORD], rates[CORE]
             assert counts["records"] == records, counts
             assert counts["errors"] == 0, counts
+            if kind in OVERLAPPED_KINDS:
+                assert counted[kind, ONE_THREAD] == counts, (counted[kind, ONE_THREAD], counts)
             if kind == "png":
                 sample = payload[:png_ingest_n]
                 ingest_rate = len(sample) / _s3_ingest(kind, sample, len(sample))

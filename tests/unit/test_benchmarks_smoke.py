@@ -20,7 +20,6 @@ from benchmarks.common import (
     Config,
     ScenarioResult,
     best_of,
-    best_rates,
     interleaved,
     percentile,
     rates_by_round,
@@ -64,18 +63,18 @@ def test_interleaved_timing_gives_every_case_its_samples() -> None:
     assert percentile([3, 1, 2], 50) == 2
 
 
-def test_best_rates_interleaves_the_cases_and_keeps_each_ones_best() -> None:
+def test_rates_by_round_interleaves_the_cases_rotating_their_order() -> None:
     # GIVEN three cases that record when they run
     order: list[str] = []
     cases = {name: (lambda name=name: order.append(name), 10.0) for name in ("a", "b", "c")}
 
     # WHEN they are measured over three rounds
-    rates = best_rates(cases, 3)
+    rounds = rates_by_round(cases, 3)
 
-    # THEN every case ran once a round, the order rotating, and each has a positive rate
+    # THEN every case ran once a round, the order rotating, and each round has every rate
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert set(rates) == {"a", "b", "c"}
-    assert all(rate > 0 for rate in rates.values())
+    assert [list(measured) for measured in rounds] == [["a", "b", "c"]] * 3
+    assert all(rate > 0 for measured in rounds for rate in measured.values())
 
 
 def test_rates_by_round_keeps_every_rounds_rates_and_best_of_the_best_of_them(
