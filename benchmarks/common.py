@@ -193,14 +193,14 @@ def rates_by_round(cases: dict[K, tuple[Callable[[], Any], float]], repeats: int
     names = list(cases)
     rounds: list[dict[K, float]] = []
     for r in range(repeats):
-        measured: dict[K, float] = {}
+        measured = dict.fromkeys(names, 0.0)  # (in the cases' order, whatever order they ran in)
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, amount = cases[name]
             start = time.perf_counter()
             fn()
             seconds = time.perf_counter() - start
             measured[name] = amount / seconds if seconds > 0 else float("inf")
-        rounds.append({name: measured[name] for name in names})
+        rounds.append(measured)
     return rounds
 
 

@@ -331,15 +331,18 @@ def run(config: Config) -> ScenarioResult:
         # rounds spread over the whole scenario (~40 s) rather than over its own few seconds,
         # and a spell of load from another tenant of the host is less likely to cover them all.
         cases: dict[tuple[str, str], tuple[Any, float]] = {}
-        counted: dict[str | tuple[str, str], dict[str, int]] = {}
+        counted: dict[tuple[str, str], dict[str, int]] = {}  # (each pipeline case's counts)
         parsers_of = {kind: _parsers(kind, decode) for kind in inputs}
         for kind, (payload, records, _) in inputs.items():
             n, loop = _per_record(kind, payload, model, per_record_n)
-            counted[kind], counted[kind, ONE_THREAD] = {}, {}
+            counted[kind, CORE], counted[kind, ONE_THREAD] = {}, {}
             for name, parse in parsers_of[kind].items():
                 cases[kind, name] = (functools.partial(parse, payload), records)
             cases[kind, PER_RECORD] = (loop, n)
-            cases[kind, CORE] = (functools.partial(_core_into, counted[kind], kind, payload, model), records)
+            cases[kind, CORE] = (
+                functools.partial(_core_into, counted[kind, CORE], kind, payload, model),
+                records,
+            )
             if kind in OVERLAPPED_KINDS:
                 inline = functools.partial(_core_into, counted[kind, ONE_THREAD], kind, payload, model, False)
                 cases[kind, ONE_THREAD] = (inline, records)
@@ -347,7 +350,7 @@ def run(config: Config) -> ScenarioResult:
         measured = best_of(rounds)
         for kind, (payload, records, size) in inputs.items():
             nbytes = size or len(payload)
-            counts = counted[kind]
+            counts = counted[kind, CORE]
             rates = {name: rate for (of, name), rate in measured.items() if of == kind}
             parse_rates = {name: rates[name] for name in parsers_of[kind]}
             best_parser = max(parse_rates, key=lambda k: parse_rates[k])
