@@ -82,6 +82,25 @@ def test_versions_load_separately_and_latest_is_highest(store: LocalModelStore) 
     assert len(factory.paths) == 2
 
 
+def test_a_version_published_later_reaches_files_at_once_and_the_api_when_pinned(
+    store: LocalModelStore,
+) -> None:
+    # GIVEN an environment that has served digits' latest (2), then version 3 is published
+    factory = CountingFactory()
+    registry = ModelRegistry(store, session_factory=factory)
+    assert registry.get("digits").version == "2"
+    shutil.copytree(MODELS / "digits" / "1", store.root / "digits" / "3")
+
+    # THEN the API's unversioned requests keep the version this environment resolved (README:
+    # "The model package"), a pinned request gets the new one, and a file (the S3 and jobs
+    # paths resolve through manifest()) resolves latest anew
+    assert registry.get("digits").version == "2"
+    assert registry.get("digits", "3").version == "3"
+    assert registry.manifest("digits")[0] == "3"
+    assert registry.get("digits").version == "2"
+    assert len(factory.paths) == 2
+
+
 def test_concurrent_first_requests_share_one_load(store: LocalModelStore) -> None:
     # GIVEN a slow load and 16 threads asking for the same model at the same moment
     factory = CountingFactory(delay=0.1)
