@@ -229,6 +229,36 @@ def test_404_unknown_route(call_api: CallApi) -> None:
     assert _json(response)["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v2/models/digits/infer", "POST"),
+        ("GET", "/v1/models/digits:predict", "POST"),
+        ("GET", "/v1/models/digits/versions/1:predict", "POST"),
+        ("DELETE", "/v2/health/live", "GET"),
+        ("POST", "/v2/models/digits", "GET"),
+        ("GET", "/jobs", "POST"),
+        ("PUT", "/jobs/some-job", "GET"),
+    ],
+)
+def test_405_names_the_methods_a_route_takes(call_api: CallApi, method: str, path: str, allow: str) -> None:
+    response = call_api(method, path, {"instances": [[0.0] * 64]} if method != "GET" else b"")
+    assert response.status == 405
+    assert response.headers["Allow"] == allow
+    doc = _json(response)
+    assert doc["code"] == "method_not_allowed"
+    assert doc["error"] == f"{method} is not allowed on {path}; use {allow} (see GET /openapi.json)"
+
+
+def test_allowed_methods_match_whole_paths_and_one_segment_per_parameter() -> None:
+    from sinfer.api.routes import allowed_methods
+
+    assert allowed_methods("/v2/models/digits/versions/3/ready") == ("GET",)
+    assert allowed_methods("/v2/models/digits/versions/3/ready/more") == ()
+    assert allowed_methods("/v2/models/a/b/infer") == ()
+    assert allowed_methods("/v2/models/digits/infer") == ("POST",)
+
+
 def test_413_over_sync_payload_limit(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sinfer.api.payload.MAX_SYNC_PAYLOAD_BYTES", 1000)
     response = call_api("POST", "/v1/models/digits:predict", {"instances": [[0.0] * 64] * 20})

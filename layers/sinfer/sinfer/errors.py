@@ -41,6 +41,17 @@ class NotFoundError(SinferError):
     code = "not_found"
 
 
+class MethodNotAllowedError(SinferError):
+    """A route that exists, asked with a method it does not take; ``allow`` lists those it does."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class PayloadTooLargeError(SinferError):
     """Over the synchronous payload limit: the asynchronous path takes large inputs."""
 

@@ -8,14 +8,15 @@ traceback and becomes a generic 500 that leaks nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sinfer.api.routes import router
-from sinfer.errors import SinferError
+from sinfer.api.routes import allowed_methods, method_not_allowed, router
+from sinfer.errors import MethodNotAllowedError, SinferError
 from sinfer.observability import logger
 
 
@@ -30,11 +31,25 @@ def error_response(status: int, message: str, code: str) -> Response[str]:
 def _on_sinfer_error(exc: SinferError) -> Response[str]:
     if exc.status >= 500:
         logger.warning("request failed", extra={"status": exc.status, "error": exc.message})
-    return error_response(exc.status, exc.message, exc.code)
+    response = error_response(exc.status, exc.message, exc.code)
+    if isinstance(exc, MethodNotAllowedError):
+        response.headers["Allow"] = ", ".join(exc.allow)
+    return response
 
 
-def _on_not_found(_: Exception) -> Response[str]:
-    return error_response(404, "no such route; see GET /openapi.json for the API", "not_found")
+def _not_found(
+    resolver: APIGatewayRestResolver | APIGatewayHttpResolver,
+) -> Callable[[Exception], Response[str]]:
+    """No route for this method and path: 405 with ``Allow`` when the path takes other methods."""
+
+    def on_not_found(_: Exception) -> Response[str]:
+        event = resolver.current_event
+        allow = allowed_methods(event.path)
+        if allow:
+            return _on_sinfer_error(method_not_allowed(event.http_method, event.path, allow))
+        return error_response(404, "no such route; see GET /openapi.json for the API", "not_found")
+
+    return on_not_found
 
 
 def _on_unexpected(exc: Exception) -> Response[str]:
@@ -45,8 +60,9 @@ def _on_unexpected(exc: Exception) -> Response[str]:
 def _build(resolver: APIGatewayRestResolver | APIGatewayHttpResolver) -> Any:
     resolver.include_router(router)
     resolver.exception_handler(SinferError)(_on_sinfer_error)
-    resolver.exception_handler(RouteNotFoundError)(_on_not_found)
-    resolver.not_found(_on_not_found)
+    on_not_found = _not_found(resolver)
+    resolver.exception_handler(RouteNotFoundError)(on_not_found)
+    resolver.not_found(on_not_found)
     resolver.exception_handler(Exception)(_on_unexpected)
     return resolver
 

@@ -7,6 +7,9 @@ Protocol v2 (KServe v2 / Triton, including the binary tensor data extension, so
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -26,7 +29,7 @@ from sinfer.api.payload import (
     compact_json,
     decode_body,
 )
-from sinfer.errors import ModelNotReadyError, UnsupportedMediaTypeError
+from sinfer.errors import MethodNotAllowedError, ModelNotReadyError, UnsupportedMediaTypeError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.observability import metrics
 from sinfer.protocols import jsonbody, kserve_v1, oip_v2
@@ -175,6 +178,8 @@ def list_models() -> Response[str]:
 
 @router.get("/v1/models/<name>")
 def v1_model(name: str) -> Response[str]:
+    if name.endswith(":predict"):  # (a model name holds no ":"): the predict route, not POSTed
+        raise method_not_allowed("GET", f"/v1/models/{name}", ("POST",))
     model = registry().get(name)
     return json_response({"name": name, "version": model.version, "ready": True})
 
@@ -229,5 +234,37 @@ def get_job(job_id: str) -> Response[str]:
 
 @router.get("/openapi.json")
 def openapi() -> Response[str]:
-    text = resources.files("sinfer.api").joinpath("openapi.json").read_text(encoding="utf-8")
-    return Response(status_code=200, content_type=JSON, body=text)
+    return Response(status_code=200, content_type=JSON, body=_openapi_text())
+
+
+def _openapi_text() -> str:
+    return resources.files("sinfer.api").joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """Each documented path as a pattern, with its methods (the committed OpenAPI document,
+    which tests/unit/test_openapi.py holds equal to the router's routes)."""
+    patterns = []
+    for path, item in json.loads(_openapi_text())["paths"].items():
+        methods = tuple(sorted(m.upper() for m in item if m in _HTTP_METHODS))
+        regex = "".join(
+            "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)
+        )
+        patterns.append((re.compile(regex), methods))
+    return tuple(patterns)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods the API takes on ``path`` (none: no such route)."""
+    allowed = {m for pattern, methods in _route_patterns() if pattern.fullmatch(path) for m in methods}
+    return tuple(sorted(allowed))
+
+
+def method_not_allowed(method: str, path: str, allow: tuple[str, ...]) -> MethodNotAllowedError:
+    return MethodNotAllowedError(
+        f"{method} is not allowed on {path}; use {' or '.join(allow)} (see GET /openapi.json)", allow
+    )
