@@ -96,7 +96,9 @@ def test_wrong_sample_shape_names_input_dtype_and_shape() -> None:
     assert "'pixels'" in message
     assert "float32" in message
     assert "[64]" in message
-    assert "got shape [3]" in message
+    assert "got shape [3] (3 values)" in message
+    with pytest.raises(InvalidInputError, match=r"got shape \[1\] \(1 value\)$"):
+        check_sample_shape(spec((None, 64), name="pixels"), np.zeros(1, np.float32))
 
 
 def test_batch_shape_checks_the_whole_tensor() -> None:

@@ -193,7 +193,8 @@ def check_sample_shape(
     if len(fixed) == len(sample) and array.size == int(np.prod(fixed, dtype=np.int64)):
         return array.reshape(fixed)
     raise InvalidInputError(
-        f"{label}: expected {spec.describe_sample()}, got shape {list(array.shape)} ({array.size} values)"
+        f"{label}: expected {spec.describe_sample()}, got shape {list(array.shape)} "
+        f"({array.size} value{'' if array.size == 1 else 's'})"
     )
 
 
