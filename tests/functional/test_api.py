@@ -257,6 +257,24 @@ def test_allowed_methods_match_whole_paths_and_one_segment_per_parameter() -> No
     assert allowed_methods("/v2/models/digits/versions/3/ready/more") == ()
     assert allowed_methods("/v2/models/a/b/infer") == ()
     assert allowed_methods("/v2/models/digits/infer") == ("POST",)
+    assert allowed_methods("/v2/models/digits/infer/") == ()
+    assert allowed_methods("/v2/models/digits/infer/", trailing_slash=True) == ("POST",)
+    assert allowed_methods("/v2/models/digits/infer//", trailing_slash=True) == ()
+
+
+def test_a_trailing_slash_is_the_route_where_the_resolver_takes_it(
+    call_api: CallApi, request: pytest.FixtureRequest
+) -> None:
+    # The REST resolver (payload 1.0) matches one trailing slash, so a wrong method there is a
+    # 405; the HTTP API's (2.0) matches none, so the path is no route, whatever the method.
+    rest = request.node.callspec.params["call_api"] == "1.0"
+    assert call_api("GET", "/v2/health/live/").status == (200 if rest else 404)
+    response = call_api("POST", "/v2/health/live/", {"x": 1})
+    if rest:
+        assert (response.status, response.headers["Allow"]) == (405, "GET")
+    else:
+        assert response.status == 404
+        assert _json(response)["code"] == "not_found"
 
 
 def test_413_over_sync_payload_limit(call_api: CallApi, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,10 +42,12 @@ def _not_found(
 ) -> Callable[[Exception], Response[str]]:
     """No route for this method and path: 405 with ``Allow`` when the path takes other methods."""
 
+    trailing_slash = isinstance(resolver, APIGatewayRestResolver)
+
     def on_not_found(_: Exception) -> Response[str]:
         event = resolver.current_event
-        allow = allowed_methods(event.path)
-        if allow:
+        allow = allowed_methods(event.path, trailing_slash)
+        if allow and event.http_method not in allow:
             return _on_sinfer_error(method_not_allowed(event.http_method, event.path, allow))
         return error_response(404, "no such route; see GET /openapi.json for the API", "not_found")
 

@@ -258,9 +258,12 @@ def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
 
 
-def allowed_methods(path: str) -> tuple[str, ...]:
-    """The methods the API takes on ``path`` (none: no such route)."""
-    allowed = {m for pattern, methods in _route_patterns() if pattern.fullmatch(path) for m in methods}
+def allowed_methods(path: str, trailing_slash: bool = False) -> tuple[str, ...]:
+    """The methods the API takes on ``path`` (none: no such route). With ``trailing_slash``,
+    one trailing slash is the same path, as the REST resolver matches it (the HTTP API's does
+    not)."""
+    bare = path[:-1] if trailing_slash and path.endswith("/") and len(path) > 1 else path
+    allowed = {m for pattern, methods in _route_patterns() if pattern.fullmatch(bare) for m in methods}
     return tuple(sorted(allowed))
 
 
