@@ -311,7 +311,7 @@ FALLBACKS: dict[str, tuple[str, str, bytes, dict[str, str], int]] = {
         {"Content-Type": "image/png"},
         200,
     ),
-    "GET on predict": ("GET", "/v1/models/digits:predict", b"", {}, 404),
+    "GET on predict": ("GET", "/v1/models/digits:predict", b"", {}, 405),
     "health": ("GET", "/v2/health/live", b"", {}, 200),
     "model list": ("GET", "/v1/models", b"", {}, 200),
     "unknown route": ("POST", "/v3/models/digits:predict", b'{"instances": [[1]]}', JSON_HEADERS, 404),
