@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -90,9 +91,62 @@ def test_truncated_png_is_an_invalid_input(rgb: np.ndarray) -> None:
         images.decode(data[: len(data) // 2], ImageSpec())
 
 
-def test_other_formats_are_refused(rgb: np.ndarray) -> None:
-    with pytest.raises(InvalidInputError, match="got GIF"):
-        images.decode(encode(rgb, "GIF"), ImageSpec())
+@pytest.mark.parametrize(
+    ("fmt", "named"),
+    [("GIF", "a GIF"), ("TIFF", "a TIFF"), ("BMP", "a BMP"), ("WEBP", "a WebP"), ("ICO", "an ICO")],
+)
+def test_other_formats_are_refused_by_name(rgb: np.ndarray, fmt: str, named: str) -> None:
+    with pytest.raises(InvalidInputError, match=f"expected a PNG or JPEG image, got {named}"):
+        images.decode(encode(rgb, fmt), ImageSpec())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GIF89a" + b"\xff" * 64,  # a screen of 4 gigapixels
+        b"II*\x00" + b"\x08\x00\x00\x00" + b"\xff" * 64,  # a TIFF whose first IFD is garbage
+        b"MM\x00*" + b"\x00" * 64,
+        b"BM" + b"\x00" * 64,
+        b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 32,
+        b"\x00\x00\x00\x18ftypavif" + b"\x00" * 32,
+        b"not an image at all",
+    ],
+)
+def test_only_the_png_and_jpeg_readers_ever_parse_the_bytes(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another format is named from its signature: none of Pillow's other readers (TIFF's EXIF,
+    # GIF's screen, ...) is handed untrusted bytes, so none can warn, allocate or fail on them.
+    real_open = Image.open
+    asked: list[Any] = []
+
+    def open_(fp: Any, mode: str = "r", formats: Any = None) -> Any:
+        asked.append(formats)
+        return real_open(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", open_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="expected a PNG or JPEG image"):
+            images.decode(data, ImageSpec())
+    assert asked == [("PNG", "JPEG")]
+
+
+def test_a_multi_picture_jpeg_which_the_jpeg_reader_opens_as_mpo_is_refused_by_name() -> None:
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+    first.save(out, format="MPO", save_all=True, append_images=[second])
+    assert out.getvalue().startswith(b"\xff\xd8\xff")  # a JPEG's signature
+    with pytest.raises(InvalidInputError, match="expected a PNG or JPEG image, got MPO"):
+        images.decode(out.getvalue(), ImageSpec())
+
+
+def test_other_format_names_a_signature_only_when_it_is_one() -> None:
+    assert images.other_format(b"GIF87a") == "a GIF"
+    assert images.other_format(b"\x89PNG\r\n\x1a\n") is None
+    assert images.other_format(b"RIFF\x00\x00\x00\x00WAVE") is None  # RIFF, but audio
+    assert images.other_format(b"\x00\x00\x00\x18ftypisom") is None  # an MP4
+    assert images.other_format(b"") is None
 
 
 def test_images_over_the_pixel_limit_are_refused_before_decoding(
