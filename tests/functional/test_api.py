@@ -239,6 +239,7 @@ def test_404_unknown_route(call_api: CallApi) -> None:
         ("POST", "/v2/models/digits", "GET"),
         ("GET", "/jobs", "POST"),
         ("PUT", "/jobs/some-job", "GET"),
+        ("DELETE", "/v1/models/digits:predict", "POST"),  # the predict route's path, not also {name}'s
     ],
 )
 def test_405_names_the_methods_a_route_takes(call_api: CallApi, method: str, path: str, allow: str) -> None:
@@ -256,6 +257,8 @@ def test_allowed_methods_match_whole_paths_and_one_segment_per_parameter() -> No
     assert allowed_methods("/v2/models/digits/versions/3/ready") == ("GET",)
     assert allowed_methods("/v2/models/digits/versions/3/ready/more") == ()
     assert allowed_methods("/v2/models/a/b/infer") == ()
+    assert allowed_methods("/v1/models/digits:predict") == ("POST",)
+    assert allowed_methods("/v1/models/digits:explain") == ()
     assert allowed_methods("/v2/models/digits/infer") == ("POST",)
     assert allowed_methods("/v2/models/digits/infer/") == ()
     assert allowed_methods("/v2/models/digits/infer/", trailing_slash=True) == ("POST",)

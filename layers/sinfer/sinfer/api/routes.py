@@ -178,8 +178,10 @@ def list_models() -> Response[str]:
 
 @router.get("/v1/models/<name>")
 def v1_model(name: str) -> Response[str]:
-    if name.endswith(":predict"):  # (a model name holds no ":"): the predict route, not POSTed
-        raise method_not_allowed("GET", f"/v1/models/{name}", ("POST",))
+    if ":" in name:  # no model name holds one: the path of another route (":predict"), or none
+        allow = allowed_methods(f"/v1/models/{name}")
+        if allow:
+            raise method_not_allowed("GET", f"/v1/models/{name}", allow)
     model = registry().get(name)
     return json_response({"name": name, "version": model.version, "ready": True})
 
@@ -244,12 +246,14 @@ def _openapi_text() -> str:
 @functools.cache
 def _route_patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
     """Each documented path as a pattern, with its methods (the committed OpenAPI document,
-    which tests/unit/test_openapi.py holds equal to the router's routes)."""
+    which tests/unit/test_openapi.py holds equal to the router's routes). A parameter is one
+    path segment without ":": no model name, version or job id holds one, so
+    ``/v1/models/digits:predict`` is the predict route's path alone, not also ``/v1/models/{name}``."""
     patterns = []
     for path, item in json.loads(_openapi_text())["paths"].items():
         methods = tuple(sorted(m.upper() for m in item if m in _HTTP_METHODS))
         regex = "".join(
-            "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)
+            "[^/:]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)
         )
         patterns.append((re.compile(regex), methods))
     return tuple(patterns)
