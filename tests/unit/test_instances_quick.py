@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sinfer.codecs.instances import QuickImage, to_sample
+from sinfer.codecs.instances import BadImageError, QuickImage, to_sample
 from sinfer.errors import InvalidInputError
 from sinfer.inference.batch import process_records
 from sinfer.inference.model import LoadedModel
@@ -85,8 +85,6 @@ def test_the_usual_image_instance_gets_to_samples_arrays(input_spec: TensorSpec,
     "instance",
     [
         {"b64": "not base64!"},
-        {"b64": base64.b64encode(b"not an image").decode()},
-        {"b64": base64.b64encode(base64.b64decode(png())[:-40]).decode()},  # a cut PNG
         {"b64": 42},
         {"b64": png(), "extra": 1},
         {"x": {"b64": png()}},  # named by its input: to_sample's to unwrap
@@ -94,21 +92,48 @@ def test_the_usual_image_instance_gets_to_samples_arrays(input_spec: TensorSpec,
         [1.0, 2.0],
         png(),
         None,
-        b"not an image",
-        base64.b64decode(png())[:-40],
         bytearray(base64.b64decode(png())),  # (to_sample takes these: not the route's)
         memoryview(base64.b64decode(png())),
     ],
     ids=[
-        *("bad-base64", "not-image", "cut", "not-str", "extra-key"),
+        *("bad-base64", "not-str", "extra-key"),
         *("named", "empty", "list", "bare-str", "none"),
-        *("bytes-not-image", "bytes-cut", "bytearray", "memoryview"),
+        *("bytearray", "memoryview"),
     ],
 )
 def test_anything_else_is_left_to_to_sample(instance: Any) -> None:
     quick = QuickImage.of([spec((None, 64), DIGITS)])
     assert quick is not None
     assert quick.sample(instance) is None
+
+
+BAD_IMAGES = [
+    b"not an image",
+    base64.b64decode(png())[:-40],  # a cut PNG
+    base64.b64decode(png(fmt="GIF")),  # an image, of a format sinfer does not decode
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 30,  # a PNG signature and nothing sound after it
+]
+
+
+@pytest.mark.parametrize("data", BAD_IMAGES, ids=["not-image", "cut", "gif", "bad-chunks"])
+@pytest.mark.parametrize("as_json", [True, False], ids=["b64", "bytes"])
+def test_a_bad_image_raises_to_samples_error_once_named(data: bytes, as_json: bool) -> None:
+    # GIVEN an image the decoder refuses, as {"b64"} JSON and as an image object's bytes
+    input_spec = spec((None, 64), DIGITS)
+    quick = QuickImage.of([input_spec])
+    assert quick is not None
+    instance: Any = {"b64": base64.b64encode(data).decode()} if as_json else data
+
+    # WHEN the route takes it
+    with pytest.raises(BadImageError) as raised:
+        quick.sample(instance)
+
+    # THEN named as to_sample names it, it is to_sample's error, word for word
+    error = raised.value.at("record 0")
+    assert isinstance(error, InvalidInputError)
+    assert error.code == "invalid_input"
+    assert error.message == general([input_spec], instance)
+    assert error.message.startswith("record 0 (input 'x'): expected a PNG or JPEG image")
 
 
 @pytest.mark.parametrize(
@@ -160,10 +185,16 @@ def test_whatever_the_route_answers_is_to_samples_answer(instance: Any, input_sp
     quick = QuickImage.of([input_spec])
     assert quick is not None
 
-    sample = quick.sample(instance)
+    try:
+        answer: Any = quick.sample(instance)
+    except BadImageError as exc:
+        answer = exc.at("record 0").message
+    else:
+        if answer is None:  # left to to_sample
+            return
+        answer = arrays(answer)
 
-    if sample is not None:
-        assert arrays(sample) == general([input_spec], instance)
+    assert answer == general([input_spec], instance)
 
 
 # --- the model and the record pipeline, with the route and without it --------------------
@@ -190,8 +221,9 @@ def test_a_file_of_images_gives_the_same_lines_with_the_route_and_without() -> N
         {"b64": base64.b64encode(b"text").decode()},
         {"b64": 7},
         {"b64": png(), "x": 1},
+        {"b64": base64.b64encode(base64.b64decode(png())[:-40]).decode()},  # a cut PNG
     ]
-    lines = [json.dumps(good[i % 3] if i % 5 else bad[i // 5 % 4]) for i in range(150)]
+    lines = [json.dumps(good[i % 3] if i % 5 else bad[i // 5 % 5]) for i in range(150)]
     data = ("\n".join(lines) + "\n").encode()
 
     def run() -> bytes:
@@ -210,6 +242,49 @@ def test_a_file_of_images_gives_the_same_lines_with_the_route_and_without() -> N
     # THEN the lines are the same bytes, errors and their words included
     assert quick == slow
     assert b"'b64' is not valid base64" in quick
+    assert b"(input 'pixels'): expected a PNG or JPEG image; could not decode it" in quick
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the images sinfer's decoder is asked to decode, in order."""
+    from sinfer.codecs import images
+
+    seen: list[int] = []
+    decode = images.decode
+
+    def counted(data: bytes, spec: ImageSpec) -> Any:
+        seen.append(len(data))
+        return decode(data, spec)
+
+    monkeypatch.setattr(images, "decode", counted)
+    return seen
+
+
+def test_a_bad_image_is_decoded_once(decodes: list[int]) -> None:
+    # GIVEN the digits model, a good image and a cut one (in a file, a request and an object)
+    model = ModelRegistry(LocalModelStore(MODELS)).get("digits")
+    good, cut = base64.b64decode(png(8, 8, "L")), base64.b64decode(png())[:-40]
+    data = b"".join(json.dumps({"b64": base64.b64encode(b).decode()}).encode() + b"\n" for b in (good, cut))
+
+    # WHEN the record pipeline reads them, and the API's predict is asked for them
+    writer = LineSink()
+    counts = process_records(model, io.BytesIO(data), "images.jsonl", writer)
+    expected = r"instances\[1\] \(input 'pixels'\): expected a PNG or JPEG"
+    with pytest.raises(InvalidInputError, match=expected) as raised:
+        model.predict([{"b64": base64.b64encode(good).decode()}, {"b64": base64.b64encode(cut).decode()}])
+    one = LineSink()
+    process_records(model, io.BytesIO(cut), "cut.png", one)
+
+    # THEN each image was decoded once, and the cut one is an error record or a 422 naming it
+    assert decodes == [len(good), len(cut)] * 2 + [len(cut)]
+    assert counts == {"records": 2, "predictions": 1, "errors": 1}
+    lines = [json.loads(line) for line in writer.data.splitlines()]
+    assert lines[1]["error"]["code"] == "invalid_input"
+    assert lines[1]["error"]["message"].startswith("record 1 (input 'pixels'): expected a PNG or JPEG image")
+    assert raised.value.status == 422
+    assert b'"error"' in one.data
+    assert b"could not decode it" in one.data
 
 
 def test_a_request_of_images_predicts_the_same_with_the_route_and_without() -> None:

@@ -71,9 +71,11 @@ class QuickImage:
     of Python around each decode (the error texts' ``where`` strings, the instance checks, the
     dtype and shape checks) against ~32 us for decoding 8x8 digits; this route takes ~4.5 us of
     it off. :meth:`sample` takes exactly that instance, decoded to exactly the input's dtype and
-    sample shape, and answers what ``to_sample`` answers for it; anything else, including every
-    failure, is None, and the caller then asks ``to_sample``, which gives the result or the
-    error with its words.
+    sample shape, and answers what ``to_sample`` answers for it. An image the decoder refuses
+    raises :class:`BadImageError`, which the caller turns into ``to_sample``'s error by naming the
+    instance (so a bad image is decoded once, not once here and again by ``to_sample``);
+    anything else (bad base64, another shape of instance) is None, and the caller then asks
+    ``to_sample``, which gives the result or the error with its words.
     tests/unit/test_instances_quick.py compares the two.
     """
 
@@ -97,21 +99,39 @@ class QuickImage:
         return cls(spec, image)
 
     def sample(self, instance: Any) -> Sample | None:
+        if instance.__class__ is bytes:  # an image object's bytes, as its record holds them
+            data = instance
+        else:
+            if instance.__class__ is not dict or len(instance) != 1:
+                return None
+            text = instance.get("b64")
+            if text.__class__ is not str:
+                return None
+            try:
+                data = binascii.a2b_base64(text, strict_mode=True)
+            except (binascii.Error, ValueError):  # (to_sample's words for it: decode_b64's)
+                return None
         try:
-            if instance.__class__ is bytes:  # an image object's bytes, as its record holds them
-                pixels = images.decode(instance, self._image)
-            else:
-                if instance.__class__ is not dict or len(instance) != 1:
-                    return None
-                text = instance.get("b64")
-                if text.__class__ is not str:
-                    return None
-                pixels = images.decode(binascii.a2b_base64(text, strict_mode=True), self._image)
-        except (binascii.Error, ValueError, InvalidInputError):
-            return None
+            pixels = images.decode(data, self._image)
+        except InvalidInputError as exc:
+            raise BadImageError(self._name, exc.message) from None
         if pixels.dtype != self._dtype or pixels.shape != self._shape:
             return None
         return {self._name: pixels}
+
+
+class BadImageError(Exception):
+    """:meth:`QuickImage.sample`'s image that the decoder refused: :meth:`at` gives the error
+    ``to_sample(inputs, instance, where)`` raises for it."""
+
+    def __init__(self, input_name: str, message: str) -> None:
+        super().__init__(message)
+        self.input_name, self.message = input_name, message
+
+    def at(self, where: str) -> InvalidInputError:
+        # to_sample names a single input's value "<where> (input '<name>')", and encode_value
+        # puts that before the decoder's message.
+        return InvalidInputError(f"{where} (input {self.input_name!r}): {self.message}")
 
 
 def encode_value(spec: TensorSpec, value: Any, where: str) -> np.ndarray[Any, Any]:

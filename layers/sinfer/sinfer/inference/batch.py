@@ -38,7 +38,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 
-from sinfer.codecs.instances import Sample, is_b64_object
+from sinfer.codecs.instances import BadImageError, Sample, is_b64_object
 from sinfer.errors import SinferError
 from sinfer.inference.model import LoadedModel
 from sinfer.records.readers import ByteStream, RecordBlock, detect_format, read_blocks, read_records
@@ -424,7 +424,11 @@ def record_instance(model: LoadedModel, value: Any) -> Any:
 def _prepare(model: LoadedModel, record: Record) -> tuple[Outcome, Sample | None]:
     if record.error is not None:
         return Outcome(record, error=record.error), None
-    sample = model.quick_sample(record.value)  # (a b64 image: ~4.5 us less than to_sample)
+    try:
+        sample = model.quick_sample(record.value)  # (a b64 image: ~4.5 us less than to_sample)
+    except BadImageError as exc:  # (to_sample's error, without decoding the image again)
+        error = exc.at(f"record {record.id!r}")
+        return Outcome(record, error=RecordError(error.code, error.message)), None
     if sample is not None:
         return Outcome(record), sample
     try:

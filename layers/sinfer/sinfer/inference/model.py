@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sinfer.codecs.arrays import check_batch_shape, check_sample_shape, coerce, plain_numbers, shape_fits
-from sinfer.codecs.instances import QuickImage, Sample, to_sample
+from sinfer.codecs.instances import BadImageError, QuickImage, Sample, to_sample
 from sinfer.codecs.outputs import postprocess_batch, postprocess_json, to_jsonable
 from sinfer.errors import InvalidInputError, ManifestError
 from sinfer.model.signature import TensorSpec, read_signature
@@ -131,7 +131,8 @@ class LoadedModel:
     def quick_sample(self, instance: Any) -> Sample | None:
         """``to_sample(instance, ...)`` for a ``{"b64": ...}`` image (or an image's bytes) that
         decodes to exactly the image input's dtype and shape, without building ``where``; None
-        for anything else."""
+        for anything else. An image the decoder refuses raises ``BadImageError``, whose ``at(where)``
+        is ``to_sample``'s error for it."""
         quick = self._quick_image
         return None if quick is None else quick.sample(instance)
 
@@ -140,10 +141,13 @@ class LoadedModel:
         batch = self._whole_batch(instances)
         if batch is not None:
             return self._predict_batch(batch, len(instances))
-        samples = [
-            self.quick_sample(instance) or self.to_sample(instance, f"{where}[{i}]")
-            for i, instance in enumerate(instances)
-        ]
+        samples = []
+        for i, instance in enumerate(instances):
+            try:
+                sample = self.quick_sample(instance)
+            except BadImageError as exc:
+                raise exc.at(f"{where}[{i}]") from None
+            samples.append(sample or self.to_sample(instance, f"{where}[{i}]"))
         return self.predict_samples(samples)
 
     def _whole_batch(self, instances: Sequence[Any]) -> np.ndarray[Any, Any] | None:
