@@ -41,11 +41,13 @@ class ServerProcess:
         return self.process.returncode
 
 
-def spawn(tmp_path: Path, label: str, args: Callable[[int], list[str]], env: dict[str, str]) -> ServerProcess:
-    """``python -m sinfer.cli.main <args(port)>``, its output kept in files under ``tmp_path``."""
+def spawn(
+    tmp_path: Path, label: str, args: Callable[[int], list[str]], env: dict[str, str], cwd: Path = ROOT
+) -> ServerProcess:
+    """``python -m sinfer.cli.main <args(port)>`` in ``cwd``, its output kept in files under ``tmp_path``."""
     port = free_port()
     stdout = (tmp_path / f"{label}-{port}.out").open("w+b")
     stderr = (tmp_path / f"{label}-{port}.err").open("w+b")
     command = [sys.executable, "-m", "sinfer.cli.main", *args(port)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
     return ServerProcess(process, port, stdout, stderr)

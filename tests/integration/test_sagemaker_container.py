@@ -5,7 +5,9 @@ ENTRYPOINT starts it, once on a model folder (what ``model.tar.gz`` unpacks to) 
 store with ``--model``. Multi-record bodies go in as Batch Transform sends them (SplitType=Line,
 BatchStrategy=MultiRecord); every answer is compared line by line with the model's own
 predictions (``LoadedModel`` from the repository's store). Docker is not available here, so the
-Dockerfile is checked by parsing it: its instructions, and that what it copies exists.
+Dockerfile is checked by parsing it: its instructions, that what it copies exists, and (its
+install step without Docker) that what it copies builds into a package that ships every file and
+serves from outside the repository.
 """
 
 from __future__ import annotations
@@ -49,15 +51,19 @@ for _name in ("SINFER_MODEL", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MAX_PAYLOAD_I
     ENV.pop(_name, None)
 
 
-def _launch(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Container:
+def _launch(tmp_path: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Container:
     return spawn(
-        tmp_path, "sagemaker", lambda port: ["serve", "--sagemaker", "--port", str(port), *args], env or ENV
+        tmp_path,
+        "sagemaker",
+        lambda port: ["serve", "--sagemaker", "--port", str(port), *args],
+        env or ENV,
+        cwd,
     )
 
 
-def _start(tmp_path: Path, *args: str) -> Container:
+def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Container:
     """Start the app and wait for SageMaker's signal that it is ready: /ping 200, empty body."""
-    container = _launch(tmp_path, *args)
+    container = _launch(tmp_path, *args, env=env, cwd=cwd)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if container.process.poll() is not None:
@@ -420,3 +426,97 @@ def test_dockerfile_entrypoint_turns_serve_into_the_sagemaker_server() -> None:
     assert argv("serve") == expected
     assert argv("serve", "--model", "digits") == [*expected, "--model", "digits"]
     assert argv() == expected  # no CMD at all
+
+
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+
+
+def _copy_as_the_dockerfile_does(context: Path) -> None:
+    """The Dockerfile's COPY instructions, from the repository into ``context`` (its WORKDIR)."""
+    for keyword, rest in _instructions():
+        if keyword != "COPY":
+            continue
+        *sources, destination = shlex.split(rest)
+        for source in sources:
+            target = (
+                context / destination / Path(source).name
+                if destination.endswith("/")
+                else context / destination
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(ROOT / source, target)
+
+
+@integration
+def test_the_package_as_the_image_installs_it_serves_outside_the_repository(
+    tmp_path: Path, digits: LoadedModel, rows: list[list[float]]
+) -> None:
+    # GIVEN what the Dockerfile copies, built into a wheel as its `pip install .` builds it
+    # (offline: no dependencies, the build backend from .venv) and unpacked, away from the repository
+    context, dist, site = tmp_path / "context", tmp_path / "dist", tmp_path / "site"
+    _copy_as_the_dockerfile_does(context)
+    built = subprocess.run(
+        [*PIP_WHEEL, "-w", str(dist), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = dist.glob("sinfer-*.whl")
+    shutil.unpack_archive(wheel, site, format="zip")
+
+    # THEN every file of the package is in it: its modules and the data they read (openapi.json)
+    package = ROOT / "layers" / "sinfer" / "sinfer"
+    expected = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    shipped = {
+        path.relative_to(site / "sinfer").as_posix()
+        for path in (site / "sinfer").rglob("*")
+        if path.is_file()
+    }
+    assert expected - shipped == set(), "files of the package that the wheel leaves out"
+    assert "api/openapi.json" in shipped
+
+    # WHEN that package runs the SageMaker server from another folder (PYTHONPATH comes before
+    # the editable install's path, which a check confirms)
+    env = {**ENV, "PYTHONPATH": str(site)}
+    home = tmp_path / "elsewhere"
+    home.mkdir()
+    where = subprocess.run(
+        [sys.executable, "-c", "import sinfer; print(sinfer.__file__)"],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(site)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "sinfer.cli.main", "serve", "--help"],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--sagemaker" in help_text.stdout
+    model_dir = tmp_path / "opt-ml-model"
+    shutil.copytree(MODELS / "digits" / "1", model_dir)
+    container = _start(tmp_path, "--model-dir", str(model_dir), env=env, cwd=home)
+    try:
+        body = "".join(json.dumps(row) + "\n" for row in rows[:5]).encode()
+        answer = _invoke(container, body, "application/jsonlines", "application/jsonlines")
+        wrong = _call(container, "GET", "/invocations")
+    finally:
+        assert container.stop() == 0, container.logs()
+
+    # THEN it answers as the repository's package does
+    lines = [json.loads(line) for line in answer.decode().splitlines()]
+    assert [line["prediction"] for line in lines] == json.loads(json.dumps(digits.predict(rows[:5])))
+    assert wrong[0] == 405
