@@ -18,8 +18,8 @@ import pytest
 from moto import mock_aws
 
 from sinfer.aws import s3
-from sinfer.aws.clients import reset_clients
-from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
+from sinfer.aws.clients import reset_clients, set_client
+from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError, ModelNotReadyError
 from sinfer.model.store import (
     LocalModelStore,
     S3ModelStore,
@@ -289,3 +289,47 @@ def test_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: pytest
     # THEN the destination is untouched (the file only appears once complete) and no partial remains
     assert dest.read_bytes() == b"previous"
     assert _leftovers(tmp_path / "cache") == []
+
+
+def test_s3_store_without_its_bucket_is_not_ready_naming_the_store(s3_bucket: Any, tmp_path: Path) -> None:
+    # GIVEN a store whose bucket does not exist (a typo, or another account's name)
+    store = open_store("s3://no-such-bucket/models/", cache_dir=tmp_path)
+
+    # WHEN it lists models, or resolves one (every read of a model resolves its version first)
+    # THEN it is "not ready" (the API's 503), naming the store
+    reads = [store.list_models, lambda: store.resolve_version("digits", None)]
+    for read in reads:
+        with pytest.raises(
+            ModelNotReadyError, match=r"model store s3://no-such-bucket/models/ cannot be read"
+        ) as raised:
+            read()
+        assert raised.value.status == 503
+        assert "NoSuchBucket" in raised.value.message
+
+
+def test_s3_store_that_cannot_be_reached_is_not_ready(tmp_path: Path) -> None:
+    # GIVEN an S3 endpoint nothing listens on (one attempt: no retries to wait through)
+    from botocore.config import Config
+
+    reset_clients()
+    set_client(
+        "s3",
+        boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+        ),
+    )
+    try:
+        store = open_store("s3://models-bucket/models/", cache_dir=tmp_path)
+
+        # WHEN a model is resolved THEN the connection error is a 503 that says what failed
+        with pytest.raises(
+            ModelNotReadyError, match=r"s3://models-bucket/models/ cannot be read: Could not connect"
+        ):
+            store.resolve_version("digits", None)
+    finally:
+        reset_clients()

@@ -19,12 +19,13 @@ import os
 import re
 import sys
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError
+from sinfer.errors import ManifestError, ModelIntegrityError, ModelNotFoundError, ModelNotReadyError
 from sinfer.model.manifest import Manifest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Protocol
 
@@ -212,6 +213,31 @@ class LocalModelStore(ModelStore):
         return files
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _s3_errors(
+    method: Callable[Concatenate[S3ModelStore, _P], _R],
+) -> Callable[Concatenate[S3ModelStore, _P], _R]:
+    """An S3 store's method, with AWS's own errors (no endpoint, no credentials, no bucket,
+    access denied) raised as ModelNotReadyError: the API's 503 that names the store, not a 500.
+    Missing models and versions stay ModelNotFoundError."""
+
+    def wrapper(self: S3ModelStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(exc, BotoCoreError | ClientError):
+                raise ModelNotReadyError(f"model store {self.uri} cannot be read: {exc}") from None
+            raise
+
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
+
 class S3ModelStore(ModelStore):
     def __init__(self, bucket: str, prefix: str, cache_dir: Path) -> None:
         self.bucket = bucket
@@ -219,17 +245,20 @@ class S3ModelStore(ModelStore):
         self.cache_dir = cache_dir
         self.uri = f"s3://{bucket}/{self.prefix}"
 
+    @_s3_errors
     def list_models(self) -> list[str]:
         from sinfer.aws import s3
 
         return sorted(n for n in s3.list_common_prefixes(self.bucket, self.prefix) if _SAFE_NAME.match(n))
 
+    @_s3_errors
     def list_versions(self, name: str) -> list[str]:
         from sinfer.aws import s3
 
         prefix = f"{self.prefix}{check_name('model name', name)}/"
         return [v for v in s3.list_common_prefixes(self.bucket, prefix) if _SAFE_NAME.match(v)]
 
+    @_s3_errors
     def read_manifest(self, name: str, version: str) -> dict[str, Any] | None:
         from sinfer.aws import s3
 
@@ -244,6 +273,7 @@ class S3ModelStore(ModelStore):
             raise ManifestError(f"s3://{self.bucket}/{key}: expected a JSON object")
         return raw
 
+    @_s3_errors
     def fetch(self, name: str, version: str) -> ModelFiles:
         from sinfer.aws import s3
 
