@@ -128,9 +128,9 @@ def test_environment_comes_from_globals_function_and_resolved_intrinsics(
     assert response["env"] == {
         "FROM_GLOBALS": "g",
         "OVERRIDDEN": "local",
-        "BUCKET": "Bucket",
-        "URI": "s3://Bucket/dev/",
-        "ARN": "arn:aws:s3:us-east-1:123456789012:Bucket",
+        "BUCKET": "",  # stand-ins for the stack's bucket: left empty (below)
+        "URI": "",
+        "ARN": "",
         "JOINED": "a-us-east-1",
         "LITERAL": "${NotAVariable}",
         "UNKNOWN": "",
@@ -142,6 +142,39 @@ def test_environment_comes_from_globals_function_and_resolved_intrinsics(
     assert response["function_name"] == "First"
     assert "START RequestId: " + response["request_id"] in err
     assert "REPORT RequestId: " + response["request_id"] in err
+    assert (
+        "sinfer invoke: BUCKET, URI, ARN left empty: in the template they name stack resources (Bucket)"
+        in err
+    )
+
+
+def test_the_template_resolves_stack_resources_to_sams_stand_ins_and_lists_them(project: Path) -> None:
+    # (what the SAM CLI passes for them: the logical id, or an ARN made from it)
+    spec = Template.load(project / "template.yaml").function("First")
+
+    assert spec.environment["BUCKET"] == "Bucket"
+    assert spec.environment["URI"] == "s3://Bucket/dev/"
+    assert spec.environment["ARN"] == "arn:aws:s3:us-east-1:123456789012:Bucket"
+    assert dict(spec.placeholders) == {"BUCKET": ("Bucket",), "URI": ("Bucket",), "ARN": ("Bucket",)}
+
+
+def test_stand_ins_are_set_from_the_shell_or_env_vars_and_then_kept(
+    project: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the bucket named in the shell, and the ARN in an --env-vars file
+    monkeypatch.setenv("BUCKET", "my-real-bucket")
+    env_vars = _event(project, {"First": {"ARN": "arn:aws:s3:::my-real-bucket"}}, "env.json")
+    event = _event(project, {"vars": ["BUCKET", "URI", "ARN"]})
+
+    # WHEN the function is invoked
+    code, response, err = _invoke(
+        capfd, "First", "-t", str(project / "template.yaml"), "-e", event, "--env-vars", env_vars
+    )
+
+    # THEN what was set is used, and only the rest is left empty and named
+    assert code == 0, err
+    assert response["env"] == {"BUCKET": "my-real-bucket", "URI": "", "ARN": "arn:aws:s3:::my-real-bucket"}
+    assert "sinfer invoke: URI left empty" in err
 
 
 def test_remaining_time_counts_down_from_the_timeout(

@@ -36,6 +36,7 @@ class Running:
     process: subprocess.Popen[str]
     api: str
     endpoint: str
+    banner: str
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,17 @@ def local() -> Iterator[Running]:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert "sinfer local is up" in first, first
-        yield Running(process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}")
+        banner, exports = [first], False
+        while True:  # to the end of the banner: the last export's last line
+            banner.append(process.stdout.readline())
+            assert banner[-1], "".join(banner)
+            if banner[-1].startswith("For `sinfer invoke`"):
+                exports = True
+            elif exports and not banner[-1].rstrip().endswith("\\"):
+                break
+        yield Running(
+            process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}", "".join(banner)
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -117,6 +128,63 @@ def test_an_upload_to_inputs_comes_back_as_a_predictions_file(local: Running) ->
         ].read()
     )
     assert summary["counts"] == {"records": 31, "predictions": 30, "errors": 1}
+
+
+def _banner_commands(banner: str) -> list[str]:
+    """The banner's commands, each continued line joined."""
+    return [" ".join(command.split()) for command in banner.replace("\\\n", " ").splitlines()]
+
+
+def test_the_banners_examples_work_as_printed(local: Running) -> None:
+    # GIVEN the copy-paste examples sinfer local prints: the predict and jobs requests' bodies
+    commands = _banner_commands(local.banner)
+    predict = next(c for c in commands if ":predict" in c)
+    jobs = next(c for c in commands if c.startswith("curl -s -X POST") and "/jobs" in c)
+
+    # WHEN they are sent
+    prediction = _post(
+        f"{local.api}/v1/models/digits:predict", json.loads(predict.split("-d ")[1].strip("'"))
+    )
+    job = _post(f"{local.api}/jobs", json.loads(jobs.split("-d ")[1].strip("'")))
+    deadline = time.monotonic() + 60
+    while (status := _get(f"{local.api}/jobs/{job['job_id']}"))["status"] not in {"COMPLETED", "FAILED"}:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+    # THEN each gives a prediction, not an error (the jobs example once sent 3 values to digits)
+    assert prediction["predictions"][0]["label"] == "0"
+    assert status["status"] == "COMPLETED", status
+    assert status["counts"] == {"records": 1, "predictions": 1, "errors": 0}
+
+
+def test_the_banners_exports_point_sinfer_invoke_at_the_stack(local: Running) -> None:
+    # GIVEN the environment the banner says to export for sinfer invoke
+    env = _env()
+    for command in _banner_commands(local.banner):
+        if command.startswith("export "):
+            env.update(pair.split("=", 1) for pair in command.split()[1:])
+    assert env["AWS_ENDPOINT_URL"] == local.endpoint
+
+    # WHEN batch_collect is invoked with the sample events (as events/batch/README.md shows)
+    def invoke(event: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sinfer.cli.main", "invoke", "BatchCollectFunction", "--event", event],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    sweep = invoke("events/batch/sweep.json")
+    unknown = invoke("events/batch/bedrock_completed.json")
+
+    # THEN they reach the stack's table (no stand-in names, nothing left empty)
+    assert sweep.returncode == 0, sweep.stderr
+    assert unknown.returncode == 0, unknown.stderr
+    assert "left empty" not in sweep.stderr
+    assert "ResourceNotFound" not in sweep.stdout + unknown.stdout
+    assert "unknown" in unknown.stdout.lower(), unknown.stdout
 
 
 def test_a_taken_port_is_refused_with_one_clear_line(local: Running) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sinfer.cli import CliError, Commands
-from sinfer.local.lambda_runtime import LocalFunction, LocalRuntimeError, logs_to_stderr
+from sinfer.local.lambda_runtime import LocalFunction, LocalRuntimeError, logs_to_stderr, stand_ins_notice
 from sinfer.local.template import TemplateError
 
 
@@ -60,8 +60,16 @@ def add_function_options(parser: argparse.ArgumentParser) -> None:
         help='JSON overriding environment variables, as for sam: {"LogicalId": {"VAR": "value"}}',
     )
     parser.add_argument(
-        "--model-store", metavar="DIR", help="a model store folder or s3:// prefix; sets MODEL_STORE"
+        "--model-store",
+        metavar="DIR",
+        help="a model store folder or s3:// prefix; sets MODEL_STORE (default: the template's, "
+        "unless it names the stack's bucket, then ./models if that folder exists)",
     )
+
+
+# Where MODEL_STORE points when the template's names the stack's bucket and nothing else sets it:
+# the folder `sinfer predict` and `sinfer models` read by default.
+DEFAULT_STORE = Path("models")
 
 
 def model_store_value(value: str | None) -> str | None:
@@ -78,11 +86,21 @@ def model_store_value(value: str | None) -> str | None:
 def local_function(args: argparse.Namespace, logical_id: str | None) -> Iterator[LocalFunction]:
     """The function, environment applied and handler imported, for the duration of the block."""
     store = model_store_value(args.model_store)
+    default_store = str(DEFAULT_STORE.resolve()) if DEFAULT_STORE.is_dir() else None
     try:
-        function = LocalFunction.from_template(args.template, logical_id, args.env_vars, store)
+        function = LocalFunction.from_template(args.template, logical_id, args.env_vars, store, default_store)
         function.__enter__()
     except (TemplateError, LocalRuntimeError) as exc:
         raise CliError(str(exc)) from None
+    notice = stand_ins_notice(function.spec, function.cleared)
+    if (
+        store is None
+        and default_store is not None
+        and function.environment.get("MODEL_STORE") == default_store
+    ):
+        notice = f"MODEL_STORE is {DEFAULT_STORE}/ (the template's names the stack's bucket). {notice}"
+    if notice:
+        print(f"sinfer {args.command}: {notice.strip()}", file=sys.stderr)
     try:
         yield function
     finally:

@@ -7,6 +7,7 @@ It prints the endpoints and copy-paste examples, and stops cleanly on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -72,10 +73,19 @@ Try:
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
   aws --endpoint-url {stack.endpoint} s3 cp rows.csv s3://{c.bucket}/inputs/breast_cancer/rows.csv
   aws s3 ls s3://{c.bucket}/outputs/ --recursive
-  curl -s -X POST {stack.api_url}/jobs -d '{{"model": "digits", "instances": [[0, 1, 2]]}}'
+  curl -s -X POST {stack.api_url}/jobs -d '{{"model": "digits", "instances": [[{_DIGIT}]]}}'
   python -c "import tritonclient.http as h; c = h.InferenceServerClient('{c.host}:{c.api_port}'); \\
              print(c.get_model_metadata('digits'))"
+
+For `sinfer invoke` and `sinfer serve` against this stack (with the exports above):
+{_exports(stack.stand_in_values())}
 """
+
+
+def _exports(values: dict[str, str]) -> str:
+    """``export`` of each variable, a line each, continued with backslashes."""
+    pairs = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    return "  export " + " \\\n         ".join(pairs)
 
 
 def run(args: argparse.Namespace) -> int:

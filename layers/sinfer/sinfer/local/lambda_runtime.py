@@ -6,7 +6,11 @@ handler. What is kept from the real runtime:
 * the environment: the template's Globals and function variables, then (as in the SAM CLI)
   shell values for variables the template declares, then ``--env-vars`` in SAM's format
   ``{"Parameters": {...}, "<LogicalId>": {"VAR": "value"}}``, then ``--model-store``; plus the
-  variables Lambda itself sets (``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_SAM_LOCAL``...);
+  variables Lambda itself sets (``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_SAM_LOCAL``...). Unlike the
+  SAM CLI, a variable whose template value names a stack resource (``!Ref DataBucket`` becomes
+  ``DataBucket`` offline: a stand-in, not the bucket's real name) is left empty when none of
+  those sets it, so that nothing reads or writes a bucket or table of that name in whatever
+  account the credentials reach; ``MODEL_STORE`` then falls back to a local folder if given;
 * a context whose ``get_remaining_time_in_millis`` counts down from the function's Timeout;
 * the handler imported once per "execution environment" and reused by every invocation;
 * errors returned as Lambda returns them (``errorMessage``, ``errorType``, ``stackTrace``).
@@ -137,6 +141,39 @@ def function_environment(
     if model_store is not None:
         env["MODEL_STORE"] = model_store
     return env
+
+
+def clear_stand_ins(
+    spec: FunctionSpec,
+    env: dict[str, str],
+    env_vars: Mapping[str, Mapping[str, str]] | None = None,
+    model_store: str | None = None,
+    shell: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Empty each variable in ``env`` whose template value names a stack resource by a stand-in
+    and that the shell, ``env_vars`` or ``model_store`` did not set; returns their names."""
+    shell = os.environ if shell is None else shell
+    given = set(shell)
+    for section in ("Parameters", spec.logical_id):
+        given.update((env_vars or {}).get(section, {}))
+    if model_store is not None:
+        given.add("MODEL_STORE")
+    cleared = [name for name in spec.placeholders if name not in given]
+    for name in cleared:
+        env[name] = ""
+    return cleared
+
+
+def stand_ins_notice(spec: FunctionSpec, cleared: list[str]) -> str:
+    """One line on what was left empty and how to set it (for stderr), or ""."""
+    if not cleared:
+        return ""
+    resources = sorted({r for name in cleared for r in spec.placeholders.get(name, ())})
+    return (
+        f"{', '.join(cleared)} left empty: in the template they name stack resources "
+        f"({', '.join(resources)}) that exist once deployed. Set them in the shell or with "
+        "--env-vars to use a deployed stack's, or the names `sinfer local` prints."
+    )
 
 
 @contextmanager
@@ -299,6 +336,7 @@ class LocalFunction:
         self.environment = dict(environment)
         self._handler: Handler | None = None
         self._stack = ExitStack()
+        self.cleared: list[str] = []  # (from_template) stand-in variables left empty
 
     @classmethod
     def from_template(
@@ -307,10 +345,21 @@ class LocalFunction:
         logical_id: str | None = None,
         env_vars_file: Path | None = None,
         model_store: str | None = None,
+        default_store: str | None = None,
     ) -> LocalFunction:
+        """The function as ``sinfer invoke`` and ``sinfer serve`` run it: stand-ins for stack
+        resources left empty (listed in ``cleared``), and ``MODEL_STORE``, where the template's
+        is such a stand-in and nothing else sets it, ``default_store``."""
         spec = Template.load(template).function(logical_id)
         env_vars = read_env_vars_file(env_vars_file) if env_vars_file is not None else None
-        return cls(spec, function_environment(spec, env_vars, model_store))
+        environment = function_environment(spec, env_vars, model_store)
+        cleared = clear_stand_ins(spec, environment, env_vars, model_store)
+        if "MODEL_STORE" in cleared and default_store is not None:
+            environment["MODEL_STORE"] = default_store
+            cleared.remove("MODEL_STORE")
+        function = cls(spec, environment)
+        function.cleared = cleared
+        return function
 
     def __enter__(self) -> LocalFunction:
         self._stack.enter_context(patched_environ(self.environment))

@@ -310,6 +310,18 @@ class LocalStack:
                 key = f"models/{path.relative_to(root).as_posix()}"
                 s3.upload_file(str(path), self.config.bucket, key)
 
+    def stand_in_values(self) -> dict[str, str]:
+        """What this stack's functions run with for the template's variables that name stack
+        resources (and for BATCH_BACKEND): exported, they point ``sinfer invoke`` and ``sinfer
+        serve`` at this stack, where those commands would otherwise leave them empty."""
+        values = {
+            name: function.environment[name]
+            for function in self._functions.values()
+            for name in function.spec.placeholders
+        }
+        values["BATCH_BACKEND"] = self.environment["BATCH_BACKEND"]
+        return dict(sorted(values.items()))
+
     def _start_functions(self) -> None:
         overrides = {"Parameters": self.environment}
         for logical_id in (

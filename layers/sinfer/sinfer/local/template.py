@@ -11,6 +11,10 @@ override), then intrinsic functions resolved the way the SAM CLI resolves them o
   of a resource, its logical id (so ``!Sub s3://${DataBucket}/`` gives ``s3://DataBucket/``).
 * ``!GetAtt Resource.Arn`` is a plausible ARN built from the logical id; other attributes are
   ``Resource.Attribute``.
+* The environment variables whose values name a resource of the stack that way are listed
+  (``FunctionSpec.placeholders``): such a value is a stand-in, not the resource's real name,
+  and ``sinfer invoke`` and ``sinfer serve`` leave them empty unless told otherwise (see
+  :mod:`sinfer.local.lambda_runtime`).
 * ``!Sub``, ``!Join``, ``!Select``, ``!Split``, ``!If`` (with the template's Conditions),
   ``!FindInMap``, ``!Base64`` and ``Fn::ToJsonString`` are evaluated.
 * Anything else (``!ImportValue``, ``!GetAZs``...) cannot be known offline and becomes ``None``;
@@ -26,7 +30,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +139,9 @@ class Resolver:
         for name, spec in declared.items():
             self._symbols[name] = spec.get("Default") if isinstance(spec, dict) else None
         self._symbols.update(parameters or {})
+        # The resources named by what was resolved since the caller last cleared it (a stand-in
+        # value: the logical id, or an ARN made from it).
+        self.named_resources: list[str] = []
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -162,6 +169,7 @@ class Resolver:
             return self._symbols[name]
         logical_id = name.split(".", 1)[0]  # SAM's generated refs, such as MyApi.Stage
         if logical_id in self._resources:
+            self.named_resources.append(logical_id)
             return name
         raise TemplateError(f"!Ref {name}: no parameter or resource of that name in the template")
 
@@ -169,6 +177,7 @@ class Resolver:
         resource = self._resources.get(logical_id)
         if not isinstance(resource, dict):
             raise TemplateError(f"!GetAtt {logical_id}.{attribute}: no resource of that name in the template")
+        self.named_resources.append(logical_id)
         if attribute != "Arn":
             return f"{logical_id}.{attribute}"
         service = str(resource.get("Type", "AWS::Unknown::Resource")).split("::")[1].lower()
@@ -263,6 +272,8 @@ class FunctionSpec:
     timeout_s: int
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...] = ()
+    # Variable -> the stack resources its value names by a stand-in (logical id, made-up ARN).
+    placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _is_intrinsic(value: Any) -> bool:
@@ -336,7 +347,8 @@ class Template:
         globals_: Any = {}
         if resource["Type"] == "AWS::Serverless::Function":  # Globals are a SAM feature
             globals_ = (self.doc.get("Globals") or {}).get("Function") or {}
-        props = self.resolver.resolve(merge_globals(globals_, resource.get("Properties") or {}))
+        merged = merge_globals(globals_, resource.get("Properties") or {})
+        props = self.resolver.resolve(merged)
         if props.get("PackageType") == "Image":
             raise TemplateError(f"{logical_id} is a container image function; only zip functions run locally")
         env = (props.get("Environment") or {}).get("Variables") or {}
@@ -350,7 +362,22 @@ class Template:
             timeout_s=_int(props.get("Timeout"), DEFAULT_TIMEOUT_S, f"{logical_id} Timeout"),
             environment={str(k): env_value(v) for k, v in env.items()},
             layer_dirs=tuple(self._layer_dirs(props.get("Layers") or [])),
+            placeholders=self._placeholders(merged),
         )
+
+    def _placeholders(self, props: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """Each environment variable whose value names a stack resource, and the resources."""
+        environment = props.get("Environment")
+        variables = environment.get("Variables") if isinstance(environment, dict) else None
+        if not isinstance(variables, dict):
+            return {}
+        found: dict[str, tuple[str, ...]] = {}
+        for name, value in variables.items():
+            self.resolver.named_resources.clear()
+            self.resolver.resolve(value)
+            if self.resolver.named_resources:
+                found[str(name)] = tuple(dict.fromkeys(self.resolver.named_resources))
+        return found
 
     def _code_dir(self, logical_id: str, props: Mapping[str, Any]) -> Path:
         uri = props.get("CodeUri", props.get("Code"))
