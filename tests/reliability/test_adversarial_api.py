@@ -112,6 +112,10 @@ MALFORMED = [
     ("shape-float", INFER, _v2("pixels", [1.0, 64], "FP32", _digits()), {}, 400, "shape"),
     ("shape-bool", INFER, _v2("pixels", [True, 64], "FP32", _digits()), {}, 400, "shape"),
     ("unknown-datatype", INFER, _v2("pixels", [1, 64], "FP99", _digits()), {}, 400, "datatype"),
+    # the data must be what the request declares: numbers declared BOOL (16 would be True), or
+    # true/false declared FP32
+    ("bool-of-numbers", INFER, _v2("pixels", [1, 64], "BOOL", _digits()), {}, 422, "true or false"),
+    ("numbers-of-bools", INFER, _v2("pixels", [1, 2], "FP32", [True, False]), {}, 422, "not true or false"),
     (
         "parameters-list",
         INFER,

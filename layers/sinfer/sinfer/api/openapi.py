@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from sinfer import __version__
+from sinfer.api.payload import DEFAULT_SYNC_INSTANCES, DEFAULT_SYNC_PAYLOAD_BYTES, DEFAULT_SYNC_RESPONSE_BYTES
 from sinfer.codecs.dtypes import V2_TO_NUMPY
 from sinfer.errors import SinferError
 from sinfer.jobs.types import Backend, JobStatus
@@ -275,8 +276,9 @@ _ERROR_STATUSES: dict[int, tuple[str, str, list[dict[str, str]]]] = {
     ),
     413: (
         "PayloadTooLarge",
-        "Over the synchronous limit: the request body (6,000,000 bytes by default, before or "
-        "after decompression), the number of instances (1,000 by default) or the response "
+        f"Over the synchronous limit: the request body ({DEFAULT_SYNC_PAYLOAD_BYTES:,} bytes by default, "
+        f"before or after decompression), the number of `:predict` instances "
+        f"({DEFAULT_SYNC_INSTANCES:,} by default) or the response "
         "would be too large for a Lambda invocation. Submit large inputs asynchronously: "
         "`POST /jobs`, or upload them to `s3://<bucket>/inputs/<model>/`.",
         [
@@ -858,7 +860,8 @@ def _infer_op(operation_id: str, versioned: bool) -> dict[str, Any]:
         "Run inference (Open Inference Protocol v2)" + (" on a model version" if versioned else ""),
         f"Runs {which} on whole tensors. Every graph input must be sent, with its full shape "
         "including the batch axis; datatypes are converted to the graph's where the conversion "
-        "is safe. Inputs go inline as `data` or as binary tensor data; outputs come back inline "
+        "is safe, and the data must be what `datatype` declares (`BOOL`: `true`/`false`; the "
+        "numeric datatypes: numbers). Inputs go inline as `data` or as binary tensor data; outputs come back inline "
         "unless the request asks for binary (`parameters.binary_data_output`, or "
         "`outputs[].parameters.binary_data`), in which case the response is "
         "`application/octet-stream`: the JSON response (length in the "
@@ -1163,10 +1166,11 @@ Models come from the model store (`MODEL_STORE`: an `s3://` prefix or a folder),
 highest one. The demo models are `digits` (an 8x8 handwritten digit: 64 values 0..16, or an \
 image) and `breast_cancer` (30 named tabular measurements).
 
-**Limits.** A synchronous request body may be at most 6,000,000 bytes before and after \
-decompression (`MAX_SYNC_PAYLOAD_BYTES`), a `:predict` request at most 1,000 instances \
-(`MAX_SYNC_INSTANCES`), and a response at most 6,000,000 bytes (binary responses counted \
-base64-encoded, as they leave Lambda). Larger work gets a 413: submit it as a job. \
+**Limits.** A synchronous request body may be at most {payload:,} bytes before and after \
+decompression (`MAX_SYNC_PAYLOAD_BYTES`: Lambda's 6 MB less the base64 the body arrives in), \
+a `:predict` request at most {instances:,} instances (`MAX_SYNC_INSTANCES`), and a response at \
+most {response:,} bytes (binary responses counted base64-encoded, as they leave Lambda). \
+Larger work gets a 413: submit it as a job. \
 Request bodies may be sent with `Content-Encoding: gzip` or `deflate`; API Gateway compresses \
 responses of 8 KiB or more for clients that send `Accept-Encoding`.
 
@@ -1182,6 +1186,12 @@ request must be signed with AWS Signature Version 4 (service `execute-api`) by a
 allowed `execute-api:Invoke`. A stack deployed with `ApiAuth=NONE` accepts unsigned requests, \
 and so do the local servers (`sinfer serve`, `sinfer local`).
 """
+for _token, _value in (
+    ("{payload:,}", DEFAULT_SYNC_PAYLOAD_BYTES),
+    ("{instances:,}", DEFAULT_SYNC_INSTANCES),
+    ("{response:,}", DEFAULT_SYNC_RESPONSE_BYTES),
+):  # (the code's defaults, not this environment's values: the document is committed)
+    _DESCRIPTION = _DESCRIPTION.replace(_token, f"{_value:,}")
 
 
 def document() -> dict[str, Any]:

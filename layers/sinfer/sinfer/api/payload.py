@@ -18,9 +18,13 @@ JSON = "application/json"
 OCTET = "application/octet-stream"
 # Lambda caps a synchronous invocation at 6 MB each way. Requests arrive base64-encoded inside
 # the event (the API declares every media type binary), so a body over ~4.4 MB cannot arrive.
-MAX_SYNC_PAYLOAD_BYTES = int(os.environ.get("MAX_SYNC_PAYLOAD_BYTES", str(4_400_000)))
-MAX_SYNC_RESPONSE_BYTES = int(os.environ.get("MAX_SYNC_RESPONSE_BYTES", str(6_000_000)))
-MAX_SYNC_INSTANCES = int(os.environ.get("MAX_SYNC_INSTANCES", "1000"))
+# (The defaults are named so that the OpenAPI document states them whatever the environment.)
+DEFAULT_SYNC_PAYLOAD_BYTES = 4_400_000
+DEFAULT_SYNC_RESPONSE_BYTES = 6_000_000
+DEFAULT_SYNC_INSTANCES = 1000
+MAX_SYNC_PAYLOAD_BYTES = int(os.environ.get("MAX_SYNC_PAYLOAD_BYTES", str(DEFAULT_SYNC_PAYLOAD_BYTES)))
+MAX_SYNC_RESPONSE_BYTES = int(os.environ.get("MAX_SYNC_RESPONSE_BYTES", str(DEFAULT_SYNC_RESPONSE_BYTES)))
+MAX_SYNC_INSTANCES = int(os.environ.get("MAX_SYNC_INSTANCES", str(DEFAULT_SYNC_INSTANCES)))
 TOO_LARGE_HINT = (
     "submit large inputs asynchronously with POST /jobs or by uploading to s3://<bucket>/inputs/<model>/"
 )

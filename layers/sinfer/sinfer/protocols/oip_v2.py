@@ -163,6 +163,9 @@ def _from_json(data: Any, shape: list[int], datatype: str, where: str) -> np.nda
     if datatype != "BYTES":
         if array.dtype.kind not in "biuf":
             raise InvalidInputError(f"{where}: expected {datatype} numbers in 'data'")
+        if array.size and (array.dtype.kind == "b") != (datatype == "BOOL"):  # (16 as BOOL: True)
+            wanted = "true or false" if datatype == "BOOL" else f"{datatype} numbers, not true or false,"
+            raise InvalidInputError(f"{where}: expected {wanted} in 'data'")
         array = cast(array, dtype, where)
     if array.size != _count(shape):
         raise InvalidInputError(
