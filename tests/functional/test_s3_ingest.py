@@ -277,6 +277,28 @@ def test_a_batch_of_three_messages_processes_each_object(aws: AwsStack) -> None:
     assert sorted(n["input"] for n in aws.notifications()) == sorted(f"s3://{BUCKET}/{k}" for k in keys)
 
 
+def test_the_cost_estimate_is_at_the_memory_the_context_gives(
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an environment that says another function's memory (as in `sinfer local`, where the
+    # functions share one process), and an invocation of a 3,008 MB function
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+    reset_settings()
+    key = "inputs/digits/samples/digits.npy"
+    _upload(aws, key)
+    context = FakeLambdaContext()
+    context.memory_limit_in_mb = 3008
+
+    # WHEN the upload is processed
+    assert _invoke(_sqs_for(aws, key), context) == {"batchItemFailures": []}
+
+    # THEN its summary prices the GB-seconds at the context's memory
+    summary = aws.json(_outputs(key)[1])
+    assert "GB-s of Lambda at 3008 MB" in summary["cost_estimate"]["basis"]
+    gb_seconds = float(summary["cost_estimate"]["basis"].split(" GB-s")[0])
+    assert gb_seconds == pytest.approx(3008 / 1024 * summary["timings"]["seconds"], rel=0.01, abs=0.001)
+
+
 def test_one_transient_failure_in_a_batch_fails_only_its_message(
     aws: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

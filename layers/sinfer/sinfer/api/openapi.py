@@ -861,8 +861,8 @@ def _infer_op(operation_id: str, versioned: bool) -> dict[str, Any]:
         f"Runs {which} on whole tensors. Every graph input must be sent, with its full shape "
         "including the batch axis; datatypes are converted to the graph's where the conversion "
         "is safe, and the data must be what `datatype` declares (`BOOL`: `true`/`false`; the "
-        "numeric datatypes: numbers). Inputs go inline as `data` or as binary tensor data; outputs come back inline "
-        "unless the request asks for binary (`parameters.binary_data_output`, or "
+        "numeric datatypes: numbers). Inputs go inline as `data` or as binary tensor data; "
+        "outputs come back inline unless the request asks for binary (`parameters.binary_data_output`, or "
         "`outputs[].parameters.binary_data`), in which case the response is "
         "`application/octet-stream`: the JSON response (length in the "
         "`Inference-Header-Content-Length` response header) followed by the outputs' bytes.",

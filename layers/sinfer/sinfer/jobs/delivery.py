@@ -8,12 +8,14 @@ Test events, unparseable bodies and keys outside ``inputs/`` are logged and ackn
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sinfer.config import Settings, settings
 from sinfer.jobs.events import is_eventbridge_object_created, refs_from_eventbridge, refs_from_message_body
 from sinfer.jobs.ingest import IngestResult, process_object
 from sinfer.observability import logger, metrics
@@ -60,9 +62,23 @@ def handle_event(event: dict[str, Any], context: LambdaContext) -> Any:
 
 
 def _process(ref: Any, context: LambdaContext) -> IngestResult:
-    result = process_object(ref, context.get_remaining_time_in_millis)
+    result = process_object(ref, context.get_remaining_time_in_millis, config=_settings_of(context))
     _record_metrics(result)
     return result
+
+
+def _settings_of(context: LambdaContext) -> Settings:
+    """The settings, with the function's memory as its context gives it (the cost estimate's
+    basis). The environment's AWS_LAMBDA_FUNCTION_MEMORY_SIZE says the same in Lambda, but
+    where several functions share a process (``sinfer local``), it is whichever's was set last."""
+    config = settings()
+    try:
+        memory_mb = int(context.memory_limit_in_mb)
+    except (AttributeError, TypeError, ValueError):
+        return config
+    if memory_mb == config.lambda_memory_mb:
+        return config
+    return dataclasses.replace(config, lambda_memory_mb=memory_mb)
 
 
 def vars_of(result: IngestResult) -> dict[str, Any]:
