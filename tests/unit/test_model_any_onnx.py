@@ -408,7 +408,7 @@ def test_single_input_may_be_wrapped_in_its_name(tmp_path: Path) -> None:
     ("instance", "fragment"),
     [
         ([1, 2, 3], r"expected int64 values shaped \[2\], got shape \[3\]"),
-        (["a", "b"], r"expected int64 values shaped \[2\] \(int64\), got text"),
+        (["a", "b"], r"expected int64 values shaped \[2\], got text"),
         ([0.5, 1], r"expected integers \(int64\), got fractional values"),
         ([[1], [2, 3]], "ragged"),
         (None, "non-numeric"),

@@ -56,8 +56,7 @@ def coerce(spec: TensorSpec, value: Any, *, where: str = "") -> np.ndarray[Any, 
         return array
     if array.dtype.kind == "O" or not _kind_ok(target, array.dtype):
         raise InvalidInputError(
-            f"{_label(spec, where)}: expected {spec.describe_sample()} ({target.name}), "
-            f"got {_describe_value(array)}"
+            f"{_label(spec, where)}: expected {spec.describe_sample()}, got {_describe_value(array)}"
         )
     return cast(array, target, where or spec)
 
