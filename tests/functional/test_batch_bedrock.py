@@ -370,6 +370,11 @@ def test_a_remainder_under_bedrocks_minimum_runs_through_invoke_model(
     summary = aws.json(SUMMARY)
     assert summary["counts"] == {"records": 104, "predictions": 103, "errors": 1}
     assert summary["tokens"]["input"] == sum(tokens_of(i)[0] for i in range(104) if i != 102)
+    # AND the estimate prices the job's tokens at batch prices, InvokeModel's at on-demand (2x)
+    assert summary["cost_estimate"]["usd"] == pytest.approx(
+        expected_usd(range(100)) + 2 * expected_usd([100, 101, 103]), abs=2e-8
+    )
+    assert "InvokeModel's" in summary["cost_estimate"]["basis"]
 
 
 def test_bad_records_are_reported_and_never_sent_to_bedrock(
@@ -432,3 +437,13 @@ def test_without_a_service_role_the_file_fails_before_sharding_and_says_what_to_
     [notice] = aws.notifications()
     assert notice["status"] == "FAILED"
     assert "BEDROCK_ROLE_ARN" in notice["error"]
+    # AND a FAILED summary is where the results would be, as the job record says
+    summary = aws.json(SUMMARY)
+    assert summary["status"] == "FAILED"
+    assert "BEDROCK_ROLE_ARN" in summary["error"]
+    assert summary["counts"] == {"records": 0, "predictions": 0, "errors": 0}
+    assert summary["output"] is None
+    assert set(summary["timings"]) >= {"started_at", "finished_at", "seconds"}
+    job = aws.job(job_id)
+    assert job is not None
+    assert job["summary"] == f"s3://{aws.bucket}/{SUMMARY}"

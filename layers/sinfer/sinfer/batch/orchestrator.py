@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -654,6 +655,17 @@ def maybe_merge(parent_id: str, ctx: Context) -> bool:
     return True
 
 
+# The SageMaker container names a bad record by its line in the request it came in ("record 5
+# (input 'pixels'): ..."), which means nothing to the file's owner: the merge names it as
+# s3_ingest does, by the record's id.
+_in_request = re.compile(r"^record \d+(?= )")
+
+
+def _named_by_id(message: str, record_id: Any) -> str:
+    found = _in_request.match(message)
+    return message if found is None else f"record {record_id!r}{message[found.end() :]}"
+
+
 def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
     from sinfer.jobs.ingest import ObjectLayout
 
@@ -674,6 +686,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     writer = S3JsonlWriter(ctx.config.data_bucket, output_key)
     counts = {"records": 0, "predictions": 0, "errors": 0}
     tokens = [0, 0]
+    realtime_tokens = [0, 0]  # (of which InvokeModel's, billed at on-demand prices)
     started = time.perf_counter()
     by_index: dict[int, list[Job]] = {}
     for shard in shards:
@@ -686,6 +699,9 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
                 got = _collected_outcomes(attempt, target)
                 tokens[0] += got.input_tokens
                 tokens[1] += got.output_tokens
+                if attempt.extra.get("realtime"):
+                    realtime_tokens[0] += got.input_tokens
+                    realtime_tokens[1] += got.output_tokens
                 for key, value in got.lines.items():
                     if value[1] is None or key not in merged or merged[key][1] is not None:
                         merged[key] = value  # a later success (or a later error) replaces an error
@@ -708,7 +724,10 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
                         "message": f"the batch job ended {ended} without this record",
                     }
                 if error is not None:
-                    writer.write(error_line(record_id, error["code"], error["message"]))
+                    message = error["message"]
+                    if target.kind == "sagemaker":  # the container numbers a request's lines
+                        message = _named_by_id(message, record_id)
+                    writer.write(error_line(record_id, error["code"], message))
                     counts["errors"] += 1
                 else:
                     writer.write(prediction_line(record_id, prediction))
@@ -723,29 +742,22 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
         writer.abort()
         ctx.jobs.transition(parent.job_id, "SUBMITTED", allowed_from=("MERGING",))
         raise
-    cost = _cost(target, tokens)
-    summary = {
-        "job_id": parent.job_id,
-        "status": "COMPLETED",
-        "model": parent.model,
-        "model_version": target.version,
-        "input": parent.input,
-        "output": s3_uri(ctx.config.data_bucket, output_key),
-        "counts": counts,
-        "records_match": counts["records"] == counts["predictions"] + counts["errors"],
-        "backend": target.kind
-        if not isinstance(ctx.backend, LocalBackend)
-        else f"local ({target.kind} emulator)",
-        "shards": len(by_index),
-        "retries": sum(1 for s in shards if int(s.extra.get("attempt", 1)) > 1),
-        "tokens": {"input": tokens[0], "output": tokens[1]},
-        "timings": {
-            "created_at": parent.created_at,
-            "finished_at": now_iso(),
-            "merge_seconds": round(time.perf_counter() - started, 3),
+    summary = _file_summary(
+        parent,
+        "COMPLETED",
+        counts,
+        ctx,
+        backend=target.kind,
+        model_version=target.version,
+        output=s3_uri(ctx.config.data_bucket, output_key),
+        cost=_cost(target, tokens, realtime_tokens),
+        extra={
+            "shards": len(by_index),
+            "retries": sum(1 for s in shards if int(s.extra.get("attempt", 1)) > 1),
+            "tokens": {"input": tokens[0], "output": tokens[1]},
         },
-        "cost_estimate": cost,
-    }
+        merge_seconds=round(time.perf_counter() - started, 3),
+    )
     s3.put_bytes(
         ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
     )
@@ -767,21 +779,106 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     return counts
 
 
-def _cost(target: Target, tokens: list[int]) -> dict[str, Any]:
+def _cost(target: Target, tokens: list[int], realtime: list[int]) -> dict[str, Any]:
+    """The estimate: Bedrock's tokens at its batch prices (half of on-demand), except those of
+    the records run one by one with InvokeModel (``realtime``, part of ``tokens``), which are
+    billed at on-demand prices."""
     if target.kind == "bedrock" and target.entry is not None:
         from sinfer.batch.bedrock.families import PRICES_AS_OF, estimate_cost
 
-        usd = estimate_cost(target.entry.model_id, tokens[0], tokens[1], batch=True)
-        return {"usd": usd, "basis": f"Bedrock batch token prices as of {PRICES_AS_OF} (50% of on-demand)"}
+        model_id = target.entry.model_id
+        batch = estimate_cost(model_id, tokens[0] - realtime[0], tokens[1] - realtime[1], batch=True)
+        on_demand = estimate_cost(model_id, realtime[0], realtime[1], batch=False)
+        usd = None if batch is None or on_demand is None else round(batch + on_demand, 8)
+        basis = f"Bedrock token prices as of {PRICES_AS_OF}: batch jobs' at 50% of on-demand"
+        if any(realtime):
+            basis += (
+                f", InvokeModel's ({realtime[0]:,} input and {realtime[1]:,} output tokens, for "
+                "records under the batch minimum) at on-demand"
+            )
+        return {"usd": usd, "basis": basis}
     return {"usd": None, "basis": "SageMaker Batch Transform bills instance time; see the job's duration"}
+
+
+def _file_summary(
+    parent: Job,
+    status: str,
+    counts: dict[str, int],
+    ctx: Context,
+    *,
+    backend: str,
+    model_version: str,
+    output: str | None,
+    cost: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    merge_seconds: float | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A batch file's summary: the keys of s3_ingest's (``jobs.ingest._summary``), so that one
+    reader takes both, then what only batch has (shards, retries, tokens, the merge's time)."""
+    finished = now_iso()
+    timings: dict[str, Any] = {
+        "created_at": parent.created_at,
+        "started_at": parent.created_at,
+        "finished_at": finished,
+        "seconds": _seconds_between(parent.created_at, finished),
+    }
+    if merge_seconds is not None:
+        timings["merge_seconds"] = merge_seconds
+    return {
+        "job_id": parent.job_id,
+        "status": status,
+        "model": parent.model,
+        "model_version": model_version or None,
+        "input": parent.input,
+        "input_version": parent.input_version or None,
+        "output": output,
+        "counts": counts,
+        "records_match": counts["records"] == counts["predictions"] + counts["errors"],
+        "timings": timings,
+        "backend": backend if not isinstance(ctx.backend, LocalBackend) else f"local ({backend} emulator)",
+        **(extra or {}),
+        "cost_estimate": cost,
+        "error": error,
+    }
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    from datetime import datetime
+
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+    except ValueError:
+        return None
 
 
 def _fail_parent(
     job: Job, message: str, ctx: Context, allowed_from: tuple[str, ...] = ("ROUTED", "SUBMITTED")
 ) -> None:
+    """FAILED, with a FAILED summary where the file's results would be, as s3_ingest writes one
+    (the job record and notification point there). Not for a superseded file: its output keys
+    belong to the newer version's job."""
     from sinfer.jobs.ingest import finish
 
-    finish(ctx.jobs, job.job_id, "FAILED", ctx.config, allowed_from=allowed_from, fields={"error": message})
+    fields: dict[str, Any] = {"error": message}
+    if not message.startswith("superseded:"):
+        summary_key = output_keys(s3.S3Uri.parse(job.input).key, ctx.config)[1]
+        summary = _file_summary(
+            job,
+            "FAILED",
+            {"records": 0, "predictions": 0, "errors": 0},
+            ctx,
+            backend=job.backend,
+            model_version=job.model_version,
+            output=None,
+            cost={"usd": None, "basis": "no batch job ran: the file failed before one was submitted"},
+            error=message,
+        )
+        s3.put_bytes(
+            ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
+        )
+        fields["summary"] = s3_uri(ctx.config.data_bucket, summary_key)
+    finish(ctx.jobs, job.job_id, "FAILED", ctx.config, allowed_from=allowed_from, fields=fields)
 
 
 # --- sweeper ---------------------------------------------------------------------------------------
