@@ -8,6 +8,7 @@ Every test runs with a REST (1.0) and an HTTP API (2.0) event (``call_api`` is p
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -18,9 +19,10 @@ from events import build_s3_events
 from functions.s3_ingest.app import lambda_handler as s3_ingest
 from sinfer.config import reset_settings
 from sinfer.inference.registry import default_registry
+from sinfer.jobs.store import JobStore
 from sinfer.local.s3events import s3_notification, s3_record, sqs_event
 from tests.conftest import CallApi, FakeLambdaContext
-from tests.functional.conftest import BUCKET, AwsStack
+from tests.functional.conftest import BUCKET, AwsStack, Configure
 
 HELD_OUT = build_s3_events.held_out()
 PATIENTS = next(o for o in build_s3_events.objects() if o.key.endswith("samples/patients.csv"))
@@ -99,6 +101,28 @@ def test_inline_instances_become_a_job_that_completes(aws: AwsStack, call_api: C
     assert aws.json(_presigned_key(job["summary_url"]))["job_id"] == job_id
     # AND the notification is for this job
     assert [(n["job_id"], n["status"]) for n in aws.notifications()] == [(job_id, "COMPLETED")]
+
+
+def test_job_records_expire_after_job_ttl_days(
+    aws: AwsStack, call_api: CallApi, configure: Configure
+) -> None:
+    # GIVEN records kept 7 days, not the default 90
+    configure(JOB_TTL_DAYS=7)
+    before = int(time.time())
+
+    # WHEN a job is created by the API and then run by s3_ingest
+    store = JobStore(aws.table)
+    job_id = _json(call_api("POST", "/jobs", {"model": "digits", "instances": _digit_rows(2)}))["job_id"]
+    created = store.get(job_id)
+    _ingest(aws, f"inputs/digits/jobs/{job_id}/instances.jsonl")
+    done = store.get(job_id)
+
+    # THEN both wrote DynamoDB's expiry (the table's TTL attribute) 7 days out
+    assert created is not None
+    assert done is not None
+    assert done.status == "COMPLETED"
+    for job in (created, done):
+        assert before + 7 * 86400 <= job.expires_at <= int(time.time()) + 7 * 86400
 
 
 # --- an object already in the data bucket ------------------------------------------------
@@ -185,6 +209,14 @@ def test_a_job_whose_file_cannot_be_read_reads_failed(aws: AwsStack, call_api: C
         ({"model": "digits", "input": f"s3://{BUCKET}/outputs/digits/x.jsonl"}, 400, "staging/"),
         ({"model": "digits", "instances": []}, 400, "non-empty"),
         ({"model": "digits", "upload": {"filename": "../../etc/passwd"}}, 400, "plain file name"),
+        ({"model": "digits", "instances": [[0.0] * 64], "backend": "gpu"}, 400, "'backend' must be one of"),
+        # a backend that cannot run the model is refused, not quietly replaced by the one that can
+        ({"model": "digits", "instances": [[0.0] * 64], "backend": "bedrock"}, 422, "is an ONNX model"),
+        (
+            {"model": "claude_summarize", "instances": [{"text": "a review"}], "backend": "lambda"},
+            422,
+            "is a Bedrock foundation-model entry",
+        ),
     ],
     ids=[
         "unknown-model",
@@ -195,6 +227,9 @@ def test_a_job_whose_file_cannot_be_read_reads_failed(aws: AwsStack, call_api: C
         "outputs-prefix",
         "no-instances",
         "path-in-filename",
+        "unknown-backend",
+        "onnx-on-bedrock",
+        "bedrock-entry-in-lambda",
     ],
 )
 def test_bad_job_requests_are_refused_with_the_reason(

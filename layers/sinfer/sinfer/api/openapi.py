@@ -25,7 +25,7 @@ from sinfer import __version__
 from sinfer.api.payload import DEFAULT_SYNC_INSTANCES, DEFAULT_SYNC_PAYLOAD_BYTES, DEFAULT_SYNC_RESPONSE_BYTES
 from sinfer.codecs.dtypes import V2_TO_NUMPY
 from sinfer.errors import SinferError
-from sinfer.jobs.types import Backend, JobStatus
+from sinfer.jobs.types import JobStatus, RequestedBackend
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
@@ -600,9 +600,14 @@ def _schemas() -> dict[str, Schema]:
                 "version": {"type": "string", "description": "Default: the highest version."},
                 "backend": {
                     "type": "string",
-                    "enum": list(get_args(Backend)),
-                    "description": "Force a backend; by default sinfer runs the job in Lambda when "
-                    "it fits and hands it to the model's batch backend when it does not.",
+                    "enum": list(get_args(RequestedBackend)),
+                    "description": "Where the job runs. By default in Lambda when it fits, else "
+                    "on a batch service. `lambda` forces Lambda; `batch` forces a batch service, "
+                    "which the model decides: Bedrock batch inference for a foundation-model "
+                    "entry, SageMaker Batch Transform for an ONNX model. `bedrock` and `sagemaker` "
+                    "mean the same where they name that service; one that cannot run the model "
+                    "(an ONNX model on `bedrock`, a Bedrock entry in `lambda`) is a 422. `local`: "
+                    "`batch`, on the embedded stack's emulator.",
                 },
                 "instances": {
                     "type": "array",

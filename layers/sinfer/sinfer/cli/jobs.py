@@ -98,7 +98,10 @@ def register(commands: Commands) -> None:
         help='a JSON list, or {"instances": [...]}, in a file (- for stdin)',
     )
     submit.add_argument(
-        "--backend", choices=BACKENDS, help="where large work runs (default: the API decides)"
+        "--backend",
+        choices=BACKENDS,
+        help="where the job runs: lambda, or batch (the model picks Bedrock or SageMaker); "
+        "default: the API decides",
     )
     submit.add_argument(
         "--wait", action="store_true", help="wait for the job to finish; print its final status"

@@ -15,18 +15,22 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 from sinfer.aws import s3
 from sinfer.config import Settings, settings
-from sinfer.errors import BadRequestError, NotConfiguredError, NotFoundError
+from sinfer.errors import BadRequestError, InvalidInputError, NotConfiguredError, NotFoundError
 from sinfer.inference.registry import ModelRegistry
 from sinfer.jobs.store import JobStore
-from sinfer.jobs.types import Job
+from sinfer.jobs.types import Job, RequestedBackend
 from sinfer.model.store import check_name
 
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
-BACKENDS = ("lambda", "sagemaker", "bedrock", "local")
+# "lambda": run in s3_ingest whatever the size; "batch": hand to a batch service, which the model
+# decides (Bedrock for a foundation-model entry, SageMaker Batch Transform for an ONNX model);
+# "sagemaker" and "bedrock" say the same as "batch" where they name that service; "local" too
+# (the embedded stack's emulator, where BATCH_BACKEND=local).
+BACKENDS: tuple[str, ...] = get_args(RequestedBackend)
 MAX_INLINE_INSTANCES = 100_000
 
 
@@ -51,6 +55,8 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
     backend = doc.get("backend", "")
     if backend and backend not in BACKENDS:
         raise BadRequestError(f"'backend' must be one of {', '.join(BACKENDS)}")
+    if backend in ("lambda", "sagemaker", "bedrock"):
+        _check_backend(registry, model, version, backend)
     sources = [k for k in ("instances", "input", "upload") if k in doc]
     if len(sources) != 1:
         raise BadRequestError("send exactly one of 'instances', 'input' (an s3:// URI) or 'upload'")
@@ -65,7 +71,7 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
     if source == "instances":
         key, body = _inline(doc["instances"], folder)
         job.status, job.input = "QUEUED", f"s3://{bucket}/{key}"
-        JobStore(config.jobs_table).create(job)
+        JobStore(config.jobs_table, ttl_days=config.job_ttl_days).create(job)
         s3.put_bytes(bucket, key, body, "application/x-ndjson")
     elif source == "input":
         src = _source(doc["input"], config)
@@ -73,7 +79,7 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
         job.status, job.input = "QUEUED", f"s3://{bucket}/{key}"
         # The record comes first, so s3_ingest finds the job (and its backend) when the copy
         # lands; a failed copy must not leave it QUEUED forever.
-        store = JobStore(config.jobs_table)
+        store = JobStore(config.jobs_table, ttl_days=config.job_ttl_days)
         store.create(job)
         try:
             s3.copy(src, bucket, key)
@@ -89,12 +95,31 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
             raise BadRequestError('\'upload\' must be {"filename": "name.ext"} with a plain file name')
         key = folder + filename
         job.input = f"s3://{bucket}/{key}"
-        JobStore(config.jobs_table).create(job)
+        JobStore(config.jobs_table, ttl_days=config.job_ttl_days).create(job)
         response["upload_url"] = s3.presign("PUT", bucket, key, config.presign_seconds)
         response["upload_method"] = "PUT"
         response["upload_expires_in"] = config.presign_seconds
     response.update(status=job.status, model=model, input=job.input)
     return response
+
+
+def _check_backend(registry: ModelRegistry, model: str, version: str | None, backend: str) -> None:
+    """Refuse a backend that cannot run this model, rather than quietly run it elsewhere."""
+    from sinfer.batch.bedrock.entry import is_bedrock_manifest
+
+    _, raw = registry.manifest(model, version)
+    if raw is not None and is_bedrock_manifest(raw):
+        if backend != "bedrock":
+            raise InvalidInputError(
+                f"model {model!r} is a Bedrock foundation-model entry: its records go to Bedrock "
+                f"(batch jobs, or InvokeModel under the batch minimum), not to {backend}; send "
+                "'backend': 'bedrock' or 'batch', or none"
+            )
+    elif backend == "bedrock":
+        raise InvalidInputError(
+            f"model {model!r} is an ONNX model: it runs in Lambda or on SageMaker Batch Transform, "
+            "not on Bedrock; send 'backend': 'lambda', 'sagemaker' or 'batch', or none"
+        )
 
 
 def _inline(instances: Any, folder: str) -> tuple[str, bytes]:
@@ -140,7 +165,7 @@ def get_job(job_id: str, config: Settings | None = None) -> dict[str, Any]:
     _require(config)
     if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", job_id):
         raise NotFoundError(f"no job {job_id!r}")
-    job = JobStore(config.jobs_table).get(job_id)
+    job = JobStore(config.jobs_table, ttl_days=config.job_ttl_days).get(job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id!r}")
     doc = job.public()

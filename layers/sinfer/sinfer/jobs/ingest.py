@@ -117,7 +117,7 @@ def process_object(
     metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
     model_name = metadata.get("model", layout.model)
     size = int(head.get("ContentLength", ref.size))
-    jobs = jobs or JobStore(config.jobs_table)
+    jobs = jobs or JobStore(config.jobs_table, ttl_days=config.job_ttl_days)
     job_id = layout.api_job_id or object_job_id(ref.bucket, ref.key, version)
     # Only jobs started through POST /jobs exist before their object arrives (one read saved per file).
     existing = jobs.get(job_id) if layout.api_job_id else None

@@ -20,6 +20,8 @@ JobStatus = Literal[
 ]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED"})
 Backend = Literal["lambda", "sagemaker", "bedrock", "local"]
+# What POST /jobs may ask for: a backend, or "batch" (whichever batch service runs the model).
+RequestedBackend = Literal["lambda", "batch", "sagemaker", "bedrock", "local"]
 
 
 class Counts(TypedDict):
