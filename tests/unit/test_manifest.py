@@ -41,13 +41,13 @@ def test_full_manifest_parses_every_field() -> None:
         "postprocess": {"kind": "top_k", "output": "scores", "k": 2, "softmax": True},
         "batch": {"max_batch_size": 8},
         "batch_backend": "sagemaker",
-        "modelId": "anthropic.claude",
+        "metadata": {"owner": "ml-team"},
     }
 
     # WHEN it is parsed
     manifest = Manifest.from_dict(raw)
 
-    # THEN each field lands typed; unknown top-level keys are kept for backends
+    # THEN each field lands typed; free-form "metadata" is kept as it is
     assert manifest.name == "clf"
     assert manifest.version == "3"
     assert manifest.sha256 == SHA.lower()
@@ -69,7 +69,7 @@ def test_full_manifest_parses_every_field() -> None:
     assert manifest.postprocess == Postprocess(kind="top_k", output="scores", k=2, softmax=True)
     assert manifest.max_batch_size == 8
     assert manifest.batch_backend == "sagemaker"
-    assert manifest.extra == {"modelId": "anthropic.claude"}
+    assert manifest.extra == {"metadata": {"owner": "ml-team"}}
 
 
 def test_empty_manifest_means_derive_everything_from_the_graph() -> None:
@@ -134,3 +134,43 @@ def test_load_reads_a_file_and_reports_bad_json_with_its_path(tmp_path: Path) ->
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(ManifestError, match=r"bad\.json"):
         Manifest.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ({"sha_256": "0" * 64}, "unknown field(s) ['sha_256']"),  # a typo must not turn pinning off
+        ({"postproces": {"kind": "argmax"}}, "unknown field(s) ['postproces']"),
+        ({"sha256": "z" * 64}, "sha256 must be 64 hex characters"),
+        ({"labels": ["a", "a", "b"]}, "labels must be distinct; ['a'] repeat"),
+        ({"postprocess": {"kind": "argmax", "softmax": "false"}}, "softmax: expected true or false"),
+        ({"postprocess": {"kind": "top_k", "k": True}}, "postprocess.k must be a positive integer"),
+        ({"batch": {"max_batch_size": True}}, "max_batch_size must be a positive integer"),
+        (
+            {"inputs": {"x": {"kind": "image", "image": {"invert": "false"}}}},
+            "invert: expected true or false",
+        ),
+        ({"inputs": {"x": {"kind": "image", "image": {"resize": -3}}}}, "positive whole pixels"),
+        ({"inputs": {"x": {"kind": "image", "image": {"resize": 0}}}}, "positive whole pixels"),
+        ({"inputs": {"x": {"kind": "image", "image": {"mean": [1, 2]}}}}, "2 values for RGB's 3 channel(s)"),
+        ({"inputs": {"x": {"kind": "image", "image": {"std": 0}}}}, "std: must not be 0"),
+        ({"inputs": {"x": {"kind": "image", "image": {"resize": 1, "crop": 2}}}}, "larger than the resized"),
+        ({"inputs": {"x": {"kind": "tensor", "image": {"resize": 2}}}}, "'image' options need kind 'image'"),
+    ],
+    ids=[
+        *("sha-typo", "postprocess-typo", "sha-not-hex", "duplicate-labels", "softmax-string"),
+        *("k-bool", "max-batch-bool", "invert-string", "resize-negative", "resize-zero"),
+        *("mean-channels", "std-zero", "crop-over-resize", "image-on-tensor"),
+    ],
+)
+def test_a_manifest_that_would_serve_wrong_answers_fails_naming_the_field(
+    raw: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ManifestError) as raised:
+        Manifest.from_dict(raw)
+    assert says in raised.value.message
+
+
+def test_a_bedrock_entrys_own_fields_are_left_to_its_parser() -> None:
+    raw = {"kind": "bedrock", "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "input_field": "text"}
+    assert Manifest.from_dict(raw).extra == {k: raw[k] for k in ("kind", "modelId", "input_field")}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, cast
@@ -100,12 +101,21 @@ class Manifest(NamedTuple):
             "name", "version", "description", "sha256", "labels", "inputs",
             "postprocess", "batch", "batch_backend",
         }  # fmt: skip
+        if raw.get("kind") != "bedrock":
+            # An ONNX model's manifest is closed, top level included: a misspelled "sha_256"
+            # would otherwise turn pinning off without a word, and "postproces" would serve raw
+            # scores. (A Bedrock entry's own fields are kept in ``extra`` for its parser, which
+            # checks them.) "metadata" holds whatever else an owner wants to keep here.
+            _reject_unknown(raw, (*sorted(known), "metadata"), source)
         sha = raw.get("sha256")
-        if sha is not None and (not isinstance(sha, str) or len(sha) != 64):
+        if sha is not None and (not isinstance(sha, str) or not _SHA256.fullmatch(sha)):
             raise ManifestError(f"{source}: sha256 must be 64 hex characters")
         labels = raw.get("labels")
         if labels is not None and (not isinstance(labels, list) or not labels):
             raise ManifestError(f"{source}: labels must be a non-empty list")
+        if labels and len({str(label) for label in labels}) != len(labels):
+            # (probabilities are keyed by label: two equal ones would lose a class's score)
+            raise ManifestError(f"{source}: labels must be distinct; {_repeated(labels)} repeat")
         inputs_raw = raw.get("inputs", {})
         if not isinstance(inputs_raw, dict):
             raise ManifestError(f"{source}: inputs must be an object keyed by graph input name")
@@ -114,7 +124,7 @@ class Manifest(NamedTuple):
             raise ManifestError(f"{source}: batch must be an object")
         _reject_unknown(batch, ("max_batch_size",), f"{source}: batch")
         max_batch = batch.get("max_batch_size")
-        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+        if max_batch is not None and (type(max_batch) is not int or max_batch < 1):
             raise ManifestError(f"{source}: batch.max_batch_size must be a positive integer")
         return cls(
             name=_opt_str(raw.get("name")),
@@ -128,6 +138,22 @@ class Manifest(NamedTuple):
             batch_backend=_opt_str(raw.get("batch_backend")),
             extra={k: v for k, v in raw.items() if k not in known},
         )
+
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _repeated(labels: list[Any]) -> list[str]:
+    names = [str(x) for x in labels]
+    return sorted({name for name in names if names.count(name) > 1})
+
+
+def _flag(raw: dict[str, Any], name: str, where: str) -> bool:
+    """A true/false field: JSON true or false only ("false" as a string would be truthy)."""
+    value = raw.get(name, False)
+    if type(value) is not bool:
+        raise ManifestError(f"{where}.{name}: expected true or false, got {value!r}")
+    return value
 
 
 def _opt_str(value: object) -> str | None:
@@ -154,6 +180,8 @@ def _input_decl(raw: object, where: str) -> InputDecl:
         raise ManifestError(f"{where}.columns: expected a non-empty list of column names")
     if kind == "tabular" and columns is None:
         raise ManifestError(f"{where}: a tabular input needs 'columns'")
+    if "image" in raw and kind != "image":
+        raise ManifestError(f"{where}: 'image' options need kind 'image' (this input's kind is {kind!r})")
     image = _image_spec(raw.get("image", {}), f"{where}.image") if kind == "image" else None
     return InputDecl(
         kind=cast(InputKind, kind),
@@ -165,19 +193,19 @@ def _input_decl(raw: object, where: str) -> InputDecl:
 def _pair(value: object, where: str) -> tuple[int, int] | None:
     if value is None:
         return None
-    if isinstance(value, int):
+    if type(value) is int and value > 0:
         return (value, value)
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int and v > 0 for v in value):
         return (value[0], value[1])
-    raise ManifestError(f"{where}: expected [width, height] or a single size")
+    raise ManifestError(f"{where}: expected [width, height] or a single size, in positive whole pixels")
 
 
 def _floats(value: object, where: str) -> tuple[float, ...] | None:
     if value is None:
         return None
-    if isinstance(value, int | float):
-        return (float(value),)
-    if isinstance(value, list) and value and all(isinstance(v, int | float) for v in value):
+    if type(value) in (int, float):
+        return (float(cast(float, value)),)
+    if isinstance(value, list) and value and all(type(v) in (int, float) for v in value):
         return tuple(float(v) for v in value)
     raise ManifestError(f"{where}: expected a number or a list of numbers")
 
@@ -193,17 +221,30 @@ def _image_spec(raw: object, where: str) -> ImageSpec:
     if layout not in ("NCHW", "NHWC", "flat"):
         raise ManifestError(f"{where}.layout: expected NCHW, NHWC or flat, got {layout!r}")
     scale = raw.get("scale", 1.0 / 255.0)
-    if not isinstance(scale, int | float):
+    if type(scale) not in (int, float):
         raise ManifestError(f"{where}.scale: expected a number")
+    resize, crop = _pair(raw.get("resize"), f"{where}.resize"), _pair(raw.get("crop"), f"{where}.crop")
+    if crop is not None and resize is not None and (crop[0] > resize[0] or crop[1] > resize[1]):
+        raise ManifestError(f"{where}.crop: {list(crop)} is larger than the resized image {list(resize)}")
+    channels = 1 if mode == "L" else 3
+    mean, std = _floats(raw.get("mean"), f"{where}.mean"), _floats(raw.get("std"), f"{where}.std")
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) not in (1, channels):
+            raise ManifestError(
+                f"{where}.{name}: {len(values)} values for {mode}'s {channels} channel(s); "
+                f"give one, or one per channel"
+            )
+    if std is not None and not all(v != 0 for v in std):
+        raise ManifestError(f"{where}.std: must not be 0 (it divides)")
     return ImageSpec(
         color_mode=cast(ColorMode, mode),
-        resize=_pair(raw.get("resize"), f"{where}.resize"),
-        crop=_pair(raw.get("crop"), f"{where}.crop"),
+        resize=resize,
+        crop=crop,
         scale=float(scale),
-        mean=_floats(raw.get("mean"), f"{where}.mean"),
-        std=_floats(raw.get("std"), f"{where}.std"),
+        mean=mean,
+        std=std,
         layout=cast(Layout, layout),
-        invert=bool(raw.get("invert", False)),
+        invert=_flag(raw, "invert", where),
     )
 
 
@@ -221,11 +262,11 @@ def _postprocess(raw: object, source: str) -> Postprocess | None:
             f"{source}: postprocess.kind: expected one of {', '.join(_POSTPROCESS_KINDS)}, got {kind!r}"
         )
     k = raw.get("k", 5)
-    if not isinstance(k, int) or k < 1:
+    if type(k) is not int or k < 1:
         raise ManifestError(f"{source}: postprocess.k must be a positive integer")
     return Postprocess(
         kind=cast(PostprocessKind, kind),
         output=_opt_str(raw.get("output")),
         k=k,
-        softmax=bool(raw.get("softmax", False)),
+        softmax=_flag(raw, "softmax", f"{source}: postprocess"),
     )
