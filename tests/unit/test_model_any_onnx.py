@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from sinfer.codecs import images
-from sinfer.errors import InvalidInputError
+from sinfer.errors import InvalidInputError, ManifestError
 from sinfer.inference.model import LoadedModel
 from sinfer.model.store import LocalModelStore
 from tests.unit import onnx_graphs
@@ -543,3 +543,62 @@ def test_onnxruntime_sessions_are_run_through_their_binding(tmp_path: Path) -> N
     # AND a feed the C++ run refuses (an input missing) is still a clear InvalidInputError
     with pytest.raises(InvalidInputError, match="could not run on this input"):
         direct.run({})
+
+
+# --- a manifest that does not fit its graph fails the load, naming both ----------------------
+
+
+@pytest.mark.parametrize(
+    ("elem_type", "shape", "manifest", "says"),
+    [
+        (
+            TensorProto.FLOAT,
+            ["N", 3],
+            {"labels": ["a", "b"], "postprocess": "argmax"},
+            "labels has 2 names, but output 'y' scores 3 classes",
+        ),
+        (
+            TensorProto.INT64,
+            ["N", 3],
+            {"postprocess": {"kind": "argmax", "output": "y"}},
+            "postprocess reads output 'y', which holds int64",
+        ),
+        (
+            TensorProto.FLOAT,
+            ["N", 4],
+            {"inputs": {"x": {"kind": "tabular", "columns": ["a", "b"]}}},
+            "2 columns, but the graph input takes float32 values shaped [4]",
+        ),
+        (
+            TensorProto.FLOAT,
+            ["N", 4],
+            {"inputs": {"x": {"kind": "image", "image": {"color_mode": "L", "resize": 8, "layout": "flat"}}}},
+            "give [64] (64 values) per image, but the graph input takes float32 values shaped [4]",
+        ),
+    ],
+    ids=["label-count", "scores-not-float", "column-count", "image-size"],
+)
+def test_a_manifest_that_does_not_fit_the_graph_fails_the_load(
+    tmp_path: Path, elem_type: int, shape: list[Any], manifest: dict[str, Any], says: str
+) -> None:
+    onnx_graphs.identity(tmp_path, "m", elem_type, shape, manifest=manifest)
+
+    with pytest.raises(ManifestError) as raised:
+        load(tmp_path, "m")
+
+    assert says in raised.value.message
+    assert raised.value.status == 503
+
+
+def test_a_manifest_that_fits_still_loads(tmp_path: Path) -> None:
+    manifest = {
+        "labels": ["a", "b", "c"],
+        "postprocess": {"kind": "top_k", "k": 5},  # (k over the class count: every class, ranked)
+        "inputs": {"x": {"kind": "tabular", "columns": ["p", "q", "r"]}},
+    }
+    onnx_graphs.identity(tmp_path, "m", TensorProto.FLOAT, ["N", 3], manifest=manifest)
+
+    prediction = load(tmp_path, "m").predict([{"p": 0.1, "q": 0.7, "r": 0.2}])[0]
+
+    assert prediction["label"] == "b"
+    assert [entry["label"] for entry in prediction["top_k"]] == ["b", "c", "a"]

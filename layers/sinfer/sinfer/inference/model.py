@@ -66,6 +66,24 @@ class LoadedModel:
             if self._post is not None
             else list(self.output_names)
         )
+        if self._post is not None:
+            self._check_postprocess(self.outputs[self._postprocess_output_index()])
+
+    def _check_postprocess(self, spec: TensorSpec) -> None:
+        """The rule's output must hold scores, and the labels name its classes (where the graph
+        fixes their number): else every prediction would be wrong, or a 500."""
+        if spec.dtype is not None and spec.dtype.kind != "f":
+            raise ManifestError(
+                f"model.json postprocess reads output {spec.name!r}, which holds {spec.describe()}, "
+                "not scores: name a float scores output (or a ZipMap) in postprocess.output"
+            )
+        classes = spec.shape[-1] if spec.dtype is not None and spec.shape else None
+        labels = self._labels
+        if labels is not None and isinstance(classes, int) and len(labels) != classes:
+            raise ManifestError(
+                f"model.json labels has {len(labels)} names, but output {spec.name!r} scores "
+                f"{classes} classes"
+            )
 
     def _postprocess_output_index(self) -> int:
         if self._post is None:

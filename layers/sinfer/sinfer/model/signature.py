@@ -78,6 +78,33 @@ def _dims(shape: Any) -> tuple[Dim, ...] | None:
     return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
 
 
+def _check_declaration(spec: TensorSpec) -> None:
+    """A declared input that cannot fit the graph's fails the load, naming both, instead of
+    every request failing (or, for columns, being read into the wrong features)."""
+    from math import prod
+
+    from sinfer.errors import ManifestError
+
+    decl, sample = spec.decl, spec.sample_shape
+    fixed = sample is not None and None not in sample
+    where = f"model.json inputs.{spec.name}"
+    if decl.columns is not None and fixed and sample is not None:
+        width = prod(int(d) for d in sample if d is not None)
+        if len(decl.columns) != width:
+            raise ManifestError(
+                f"{where}: {len(decl.columns)} columns, but the graph input takes {spec.describe_sample()}"
+            )
+    if decl.image is not None and fixed and sample is not None:
+        from sinfer.codecs.images import decoded_shape
+
+        decoded = decoded_shape(decl.image)
+        if decoded is not None and prod(decoded) != prod(int(d) for d in sample if d is not None):
+            raise ManifestError(
+                f"{where}: its image options give {list(decoded)} ({prod(decoded)} values) per image, "
+                f"but the graph input takes {spec.describe_sample()}"
+            )
+
+
 def read_signature(session: Any, manifest: Manifest) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Inputs and outputs of a session; manifest declarations attach to inputs by name."""
     inputs = [
@@ -98,6 +125,8 @@ def read_signature(session: Any, manifest: Manifest) -> tuple[list[TensorSpec], 
             f"model.json declares inputs {sorted(unknown)} that the graph does not have; "
             f"graph inputs are {[spec.name for spec in inputs]}"
         )
+    for spec in inputs:
+        _check_declaration(spec)
     outputs = [
         TensorSpec(
             name=arg.name,
