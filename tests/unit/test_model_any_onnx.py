@@ -602,3 +602,18 @@ def test_a_manifest_that_fits_still_loads(tmp_path: Path) -> None:
 
     assert prediction["label"] == "b"
     assert [entry["label"] for entry in prediction["top_k"]] == ["b", "c", "a"]
+
+
+def test_a_text_input_takes_strings_and_must_be_a_string_input(tmp_path: Path) -> None:
+    # GIVEN a string input declared as text, and a float input wrongly declared so
+    onnx_graphs.identity(
+        tmp_path, "t", TensorProto.STRING, ["N", 1], manifest={"inputs": {"x": {"kind": "text"}}}
+    )
+    onnx_graphs.identity(
+        tmp_path, "f", TensorProto.FLOAT, ["N", 1], manifest={"inputs": {"x": {"kind": "text"}}}
+    )
+
+    # THEN the text model takes bare strings, and the other fails its load naming the input
+    assert load(tmp_path, "t").predict(["great product", ["awful"]]) == [["great product"], ["awful"]]
+    with pytest.raises(ManifestError, match=r"inputs.x: kind 'text' needs a string input"):
+        load(tmp_path, "f")

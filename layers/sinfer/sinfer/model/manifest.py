@@ -22,12 +22,14 @@ from typing import Any, Literal, NamedTuple, cast
 
 from sinfer.errors import ManifestError
 
-InputKind = Literal["tensor", "tabular", "image"]
+InputKind = Literal["tensor", "tabular", "image", "text"]
 PostprocessKind = Literal["argmax", "top_k", "probabilities"]
 Layout = Literal["NCHW", "NHWC", "flat"]
 ColorMode = Literal["L", "RGB", "BGR"]
 
-_INPUT_KINDS = ("tensor", "tabular", "image")
+# "text": a string input, whose instances are strings (or lists of them); read as "tensor" is,
+# but the load checks that the graph input does take strings.
+_INPUT_KINDS = ("tensor", "tabular", "image", "text")
 _POSTPROCESS_KINDS = ("argmax", "top_k", "probabilities")
 
 

@@ -88,6 +88,10 @@ def _check_declaration(spec: TensorSpec) -> None:
     decl, sample = spec.decl, spec.sample_shape
     fixed = sample is not None and None not in sample
     where = f"model.json inputs.{spec.name}"
+    if decl.kind == "text" and (spec.dtype is None or spec.dtype.kind not in "OUS"):
+        raise ManifestError(
+            f"{where}: kind 'text' needs a string input; the graph input takes {spec.describe()}"
+        )
     if decl.columns is not None and fixed and sample is not None:
         width = prod(int(d) for d in sample if d is not None)
         if len(decl.columns) != width:
