@@ -333,6 +333,20 @@ def test_object_permissions_are_scoped_to_prefixes() -> None:
                 assert not text.startswith("*"), f"{owner}: lists the whole bucket"
 
 
+def test_predict_api_may_mark_a_job_failed() -> None:
+    # POST /jobs creates the record (PutItem), GET reads it (GetItem), and a job whose "input"
+    # copy fails is marked FAILED (JobStore.transition: UpdateItem); without UpdateItem that
+    # path is AccessDenied in AWS (moto does not check IAM) and the job stays QUEUED for good.
+    granted = {
+        action
+        for owner, statement in _policy_owner_statements()
+        if owner == "PredictApiFunctionRole" and statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        if str(action).startswith("dynamodb:")
+    }
+    assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+
+
 def test_pass_role_only_to_its_service() -> None:
     for owner, st in ALLOW_STATEMENTS:
         if "iam:PassRole" in _values(st["Action"]):
