@@ -300,7 +300,10 @@ def test_the_cost_estimate_is_at_the_memory_the_context_gives(
 
 
 def test_one_transient_failure_in_a_batch_fails_only_its_message(
-    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # GIVEN a batch of three, where reading the JSON document is throttled
     event = load_event("s3/sqs_batch_3.json")
@@ -318,6 +321,16 @@ def test_one_transient_failure_in_a_batch_fails_only_its_message(
     # WHEN it is delivered, THEN only that message is reported back for redelivery
     assert _failures(_invoke(event)) == [_message_ids(event)[1]]
     assert len(aws.notifications()) == 2
+    # AND the failure is logged with its key and the exception, and counted
+    [failed] = [r for r in caplog.records if r.getMessage().startswith("message failed")]
+    assert failed.levelname == "ERROR"
+    assert failed.keys == ["inputs/digits/samples/digits.json"]  # type: ignore[attr-defined]
+    assert failed.exc_info is not None
+    assert "SlowDown" in str(failed.exc_info[1])
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert [m["MessagesRetried"] for m in metrics if "MessagesRetried" in m] in ([1.0], [[1.0]])
 
 
 # --- 2. bad records ----------------------------------------------------------------------

@@ -23,6 +23,12 @@ from sinfer.observability import logger, metrics
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+def _record_retry() -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)
+
+
 def _record_metrics(result: IngestResult) -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
@@ -42,7 +48,18 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str,
                 "ignored message: S3 test event or not an S3 event", extra={"message_id": record.message_id}
             )
             return []
-        return [_process(ref, context) for ref in refs]
+        try:
+            return [_process(ref, context) for ref in refs]
+        except Exception:
+            # The batch processor reports a failed record only at debug level, on its own
+            # logger, and the redelivered message is a bare S3 notification: without this
+            # line, what sent a message to the DLQ would be recorded nowhere.
+            logger.exception(
+                "message failed: SQS will deliver it again (after 5 receives, to the DLQ)",
+                extra={"message_id": record.message_id, "keys": [ref.key for ref in refs]},
+            )
+            _record_retry()
+            raise
 
     response = process_partial_response(
         event=event, record_handler=handle, processor=_processor, context=context
