@@ -386,6 +386,10 @@ def test_limits_fall_back_to_the_resolvers_413(
     body = json.dumps({"instances": _rows("digits", 4)}).encode()
     event = api_event("1.0", "POST", "/v1/models/digits:predict", body, JSON_HEADERS)
     assert _assert_falls_back(event, capsys)["statusCode"] == status
+    # AND a 413 counts no predictions (it delivers none)
+    capsys.readouterr()
+    _powertools_handler()(copy.deepcopy(event), FakeLambdaContext())
+    assert not any("Predictions" in doc for doc in _metrics(capsys.readouterr().out))
 
 
 def test_no_model_store_falls_back(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:

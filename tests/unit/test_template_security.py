@@ -442,6 +442,11 @@ def test_logs_keep_no_payloads_and_expire() -> None:
     # The reason CKV_AWS_158 (log groups under a customer managed key) is skipped.
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    # Nor traces: the Tracer stores each handler's response (predictions, presigned URLs)
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    for name, res in _of_type(*FUNCTION_TYPES).items():
+        own = (_props(res).get("Environment") or {}).get("Variables") or {}
+        assert own.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false") == "false", name
     for name, res in _of_type("AWS::Serverless::Api").items():
         for setting in _props(res).get("MethodSettings", []):
             assert setting.get("DataTraceEnabled") is False, f"{name}: full request logging"

@@ -145,11 +145,12 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     payload, json_length = oip_v2.encode_response(
         model.name, model.version, model.output_names, values, request
     )
-    metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
     if json_length is None:
         check_response_size(len(payload))
+        metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
         return Response(status_code=200, content_type=JSON, body=payload.decode("utf-8"))
     check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
+    metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=200,
         content_type=OCTET,
@@ -193,8 +194,10 @@ def _predict(name: str, version: str | None) -> Response[str]:
     instances = kserve_v1.decode_request(body, headers.get("content-type"))
     check_instance_count(len(instances))
     predictions = model.predict(instances)
+    response = json_response(kserve_v1.encode_response(predictions, model.name, model.version))
+    # (counted once the response is known to fit: a 413 delivers no predictions)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(predictions))
-    return json_response(kserve_v1.encode_response(predictions, model.name, model.version))
+    return response
 
 
 @router.post("/v1/models/<name>:predict")
