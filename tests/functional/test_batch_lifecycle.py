@@ -18,6 +18,7 @@ import pytest
 from botocore.stub import ANY
 
 from events import build_batch_events
+from functions.batch_collect.app import lambda_handler as batch_collect
 from sinfer.batch import orchestrator
 from sinfer.batch.handlers import handle_collect, handle_submit
 from sinfer.batch.orchestrator import parse_state_change
@@ -26,7 +27,7 @@ from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.ingest import process_object
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
-from tests.conftest import EVENTS, load_event
+from tests.conftest import EVENTS, FakeLambdaContext, load_event
 from tests.functional.conftest import AwsStack, BedrockStubs, Configure, routed_job
 from tests.functional.test_batch_bedrock import (
     KEY,
@@ -483,7 +484,7 @@ def test_a_routed_file_that_cannot_be_submitted_fails_alone_and_the_sweep_goes_o
 
 
 def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
-    aws: AwsStack, bedrock: BedrockStubs, env: Settings
+    aws: AwsStack, bedrock: BedrockStubs, env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a file in flight for a model since removed from the store ...
     jobs = JobStore(aws.table)
@@ -504,8 +505,9 @@ def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
     job_id, shard_id = answered_job(aws, bedrock)
     expect_status(bedrock, aws, shard_id, "Completed")
 
-    # WHEN the sweeper runs
-    found = handle_collect(load_event("batch/sweep.json"))
+    # WHEN the sweeper runs (through batch_collect's handler, which flushes its metrics)
+    capsys.readouterr()
+    found = batch_collect(load_event("batch/sweep.json"), FakeLambdaContext())
 
     # THEN it reports the file it could not reconcile (its shard, then the file) and still
     # finished the good one
@@ -514,6 +516,11 @@ def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
     assert (found["collected"], found["merged"]) == (1, 1)
     assert (aws.job(job_id) or {})["status"] == "COMPLETED"
     assert (aws.job(orphan) or {})["status"] == "SUBMITTED"
+    # AND the failures are counted, where BatchSweepFailuresAlarm looks (namespace, dimension)
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert emf["SweepFailures"] in (2.0, [2.0])
+    assert emf["service"] == "sinfer"
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sinfer"
 
 
 # --- end to end through the local backend ------------------------------------------------------------

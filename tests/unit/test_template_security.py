@@ -516,6 +516,21 @@ def test_every_queue_has_an_alarm_and_every_dead_letter_queue_alarms_on_one_mess
             ), f"{name}: a dead-letter queue must alarm on its first message"
 
 
+def test_alarms_on_sinfers_own_metrics_look_where_the_code_writes_them() -> None:
+    # Powertools writes EMF under POWERTOOLS_METRICS_NAMESPACE with one dimension, service =
+    # POWERTOOLS_SERVICE_NAME: an alarm looking elsewhere could never fire.
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    own = {
+        name: _props(res)
+        for name, res in _of_type("AWS::CloudWatch::Alarm").items()
+        if not str(_props(res)["Namespace"]).startswith("AWS/")
+    }
+    assert "BatchSweepFailuresAlarm" in own
+    for name, props in own.items():
+        assert props["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], name
+        assert props["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}], name
+
+
 def test_every_function_has_an_error_alarm() -> None:
     for name in _of_type(*FUNCTION_TYPES):
         assert any(

@@ -9,7 +9,7 @@ from sinfer.batch import orchestrator
 from sinfer.config import settings
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
-from sinfer.observability import logger
+from sinfer.observability import logger, metrics
 
 
 def handle_submit(event: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,12 @@ def handle_collect(event: dict[str, Any]) -> dict[str, Any]:
     if event.get("source") in ("aws.bedrock", "aws.sagemaker"):
         return orchestrator.handle_state_change(event)
     if event.get("action") == "sweep" or event.get("detail-type") == "Scheduled Event":
-        return orchestrator.sweep()
+        found = orchestrator.sweep()
+        if found.get("failed"):  # (each logged at ERROR; the metric lets an alarm see a repeat)
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            metrics.add_metric(name="SweepFailures", unit=MetricUnit.Count, value=found["failed"])
+        return found
     logger.info(
         "ignored event", extra={"source": event.get("source"), "detail_type": event.get("detail-type")}
     )
