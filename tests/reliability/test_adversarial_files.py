@@ -524,7 +524,7 @@ def test_the_same_adversarial_file_through_the_batch_path_gives_the_same_lines(
 
     key = "inputs/digits/adversarial/batch.jsonl"
     job_id = routed_job(aws, key, body, "digits")
-    ctx = orchestrator.Context(config, JobStore(config.jobs_table), default_registry(), LocalBackend(config))
+    ctx = orchestrator.Context(config, JobStore.of(config), default_registry(), LocalBackend(config))
 
     # WHEN the batch path processes it
     orchestrator.submit(job_id, ctx)

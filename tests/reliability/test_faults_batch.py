@@ -199,7 +199,7 @@ def batch(aws: AwsStack, configure: Configure) -> Callable[..., Batch]:
             BEDROCK_MIN_RECORDS=1,  # every shard a batch job (no real-time remainder)
         )
         backend = ScriptedBackend(config, script or {}, hold)
-        ctx = orchestrator.Context(config, JobStore(config.jobs_table), default_registry(), backend)
+        ctx = orchestrator.Context(config, JobStore.of(config), default_registry(), backend)
         body, ids = _digits_file() if kind == "sagemaker" else _texts_file()
         model = "digits" if kind == "sagemaker" else "titan_embed"
         key = f"inputs/{model}/batch/records.jsonl"

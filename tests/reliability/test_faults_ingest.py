@@ -382,7 +382,7 @@ def test_running_out_of_time_mid_file_hands_it_to_batch_which_writes_it_once(
     from sinfer.inference.registry import default_registry
     from sinfer.jobs.store import JobStore
 
-    ctx = orchestrator.Context(config, JobStore(config.jobs_table), default_registry(), LocalBackend(config))
+    ctx = orchestrator.Context(config, JobStore.of(config), default_registry(), LocalBackend(config))
     orchestrator.submit(job_id, ctx)
 
     # THEN the same output key holds every record once, in order: Lambda's partial work is gone

@@ -145,18 +145,20 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     payload, json_length = oip_v2.encode_response(
         model.name, model.version, model.output_names, values, request
     )
+    response: Response[Any]
     if json_length is None:
         check_response_size(len(payload))
-        metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
-        return Response(status_code=200, content_type=JSON, body=payload.decode("utf-8"))
-    check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
-    metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)
-    return Response(
-        status_code=200,
-        content_type=OCTET,
-        body=payload,
-        headers={"Inference-Header-Content-Length": str(json_length)},
-    )
+        response = Response(status_code=200, content_type=JSON, body=payload.decode("utf-8"))
+    else:
+        check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
+        response = Response(
+            status_code=200,
+            content_type=OCTET,
+            body=payload,
+            headers={"Inference-Header-Content-Length": str(json_length)},
+        )
+    metrics.add_metric(name="InferRequests", unit=MetricUnit.Count, value=1)  # (once it fits)
+    return response
 
 
 @router.post("/v2/models/<name>/infer")

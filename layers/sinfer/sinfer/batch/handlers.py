@@ -46,7 +46,7 @@ def scheduled_run(prefix: str, model: str) -> dict[str, Any]:
         return {"error": "a scheduled run needs 'prefix' and 'model'"}
     if prefix.startswith(config.output_prefix):
         return {"error": f"refusing to read {config.output_prefix}: outputs never trigger work"}
-    jobs = JobStore(config.jobs_table, ttl_days=config.job_ttl_days)
+    jobs = JobStore.of(config)
     created = []
     for key in s3.list_keys(config.data_bucket, prefix):
         if key.endswith("/"):

@@ -86,9 +86,7 @@ class Context:
             backend = BedrockBackend(config)
         else:
             backend = SageMakerBackend(config)
-        return cls(
-            config, JobStore(config.jobs_table, ttl_days=config.job_ttl_days), default_registry(), backend
-        )
+        return cls(config, JobStore.of(config), default_registry(), backend)
 
     def backend_for(self, target: Target) -> Backend:
         """The emulator stands in for both services; otherwise each kind has its own service."""
@@ -678,7 +676,7 @@ def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
 
 def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     """Walk every shard's index in input order; one output line per input record."""
-    from sinfer.jobs.ingest import finish, superseded_now
+    from sinfer.jobs.ingest import finish, put_summary, superseded_now
 
     target = target_for(parent, ctx)
     source = s3.S3Uri.parse(parent.input)
@@ -758,9 +756,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
         },
         merge_seconds=round(time.perf_counter() - started, 3),
     )
-    s3.put_bytes(
-        ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
-    )
+    put_summary(ctx.config.data_bucket, summary_key, summary)
     finish(
         ctx.jobs,
         parent.job_id,
@@ -858,7 +854,7 @@ def _fail_parent(
     """FAILED, with a FAILED summary where the file's results would be, as s3_ingest writes one
     (the job record and notification point there). Not for a superseded file: its output keys
     belong to the newer version's job."""
-    from sinfer.jobs.ingest import finish
+    from sinfer.jobs.ingest import finish, put_summary
 
     fields: dict[str, Any] = {"error": message}
     if not message.startswith("superseded:"):
@@ -874,9 +870,7 @@ def _fail_parent(
             cost={"usd": None, "basis": "no batch job ran: the file failed before one was submitted"},
             error=message,
         )
-        s3.put_bytes(
-            ctx.config.data_bucket, summary_key, json.dumps(summary, indent=2).encode(), "application/json"
-        )
+        put_summary(ctx.config.data_bucket, summary_key, summary)
         fields["summary"] = s3_uri(ctx.config.data_bucket, summary_key)
     finish(ctx.jobs, job.job_id, "FAILED", ctx.config, allowed_from=allowed_from, fields=fields)
 

@@ -71,7 +71,7 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
     if source == "instances":
         key, body = _inline(doc["instances"], folder)
         job.status, job.input = "QUEUED", f"s3://{bucket}/{key}"
-        JobStore(config.jobs_table, ttl_days=config.job_ttl_days).create(job)
+        JobStore.of(config).create(job)
         s3.put_bytes(bucket, key, body, "application/x-ndjson")
     elif source == "input":
         src = _source(doc["input"], config)
@@ -79,7 +79,7 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
         job.status, job.input = "QUEUED", f"s3://{bucket}/{key}"
         # The record comes first, so s3_ingest finds the job (and its backend) when the copy
         # lands; a failed copy must not leave it QUEUED forever.
-        store = JobStore(config.jobs_table, ttl_days=config.job_ttl_days)
+        store = JobStore.of(config)
         store.create(job)
         try:
             s3.copy(src, bucket, key)
@@ -95,7 +95,7 @@ def create_job(doc: Any, registry: ModelRegistry, config: Settings | None = None
             raise BadRequestError('\'upload\' must be {"filename": "name.ext"} with a plain file name')
         key = folder + filename
         job.input = f"s3://{bucket}/{key}"
-        JobStore(config.jobs_table, ttl_days=config.job_ttl_days).create(job)
+        JobStore.of(config).create(job)
         response["upload_url"] = s3.presign("PUT", bucket, key, config.presign_seconds)
         response["upload_method"] = "PUT"
         response["upload_expires_in"] = config.presign_seconds
@@ -165,7 +165,7 @@ def get_job(job_id: str, config: Settings | None = None) -> dict[str, Any]:
     _require(config)
     if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", job_id):
         raise NotFoundError(f"no job {job_id!r}")
-    job = JobStore(config.jobs_table, ttl_days=config.job_ttl_days).get(job_id)
+    job = JobStore.of(config).get(job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id!r}")
     doc = job.public()

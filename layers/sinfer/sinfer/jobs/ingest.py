@@ -117,7 +117,7 @@ def process_object(
     metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
     model_name = metadata.get("model", layout.model)
     size = int(head.get("ContentLength", ref.size))
-    jobs = jobs or JobStore(config.jobs_table, ttl_days=config.job_ttl_days)
+    jobs = jobs or JobStore.of(config)
     job_id = layout.api_job_id or object_job_id(ref.bucket, ref.key, version)
     # Only jobs started through POST /jobs exist before their object arrives (one read saved per file).
     existing = jobs.get(job_id) if layout.api_job_id else None
@@ -236,9 +236,7 @@ def _run(
     routing.observe(model.name, size, counts["records"], time.perf_counter() - inference_started)
     summary = _summary(job, "COMPLETED", counts, started_at, seconds, config)
     try:
-        s3.put_bytes(
-            ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json"
-        )
+        put_summary(ref.bucket, layout.summary_key, summary)
         finished = jobs.transition_to(
             job.job_id,
             "COMPLETED",
@@ -365,12 +363,17 @@ def _fail(
     summary = _summary(
         job, "FAILED", counts, started_at, time.perf_counter() - started, config, error=message
     )
-    s3.put_bytes(ref.bucket, layout.summary_key, json.dumps(summary, indent=2).encode(), "application/json")
+    put_summary(ref.bucket, layout.summary_key, summary)
     finish(
         jobs, job.job_id, "FAILED", config, owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
     logger.warning("failed", extra={"job_id": job.job_id, "error": message})
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
+
+
+def put_summary(bucket: str, key: str, summary: dict[str, Any]) -> None:
+    """A file's summary object, as s3_ingest and the batch merge write it."""
+    s3.put_bytes(bucket, key, json.dumps(summary, indent=2).encode(), "application/json")
 
 
 def _summary(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sinfer.aws.clients import client
+from sinfer.config import Settings
 from sinfer.jobs.types import TERMINAL, Job, JobStatus
 
 ClaimOutcome = Literal["claimed", "duplicate", "busy"]
@@ -57,6 +58,11 @@ class JobStore:
         self.table = table
         self._ddb = dynamodb
         self.ttl_seconds = ttl_days * 86400
+
+    @classmethod
+    def of(cls, config: Settings) -> JobStore:
+        """The store the settings name (JOBS_TABLE), its records kept JOB_TTL_DAYS."""
+        return cls(config.jobs_table, ttl_days=config.job_ttl_days)
 
     @property
     def ddb(self) -> Any:

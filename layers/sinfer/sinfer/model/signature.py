@@ -86,23 +86,23 @@ def _check_declaration(spec: TensorSpec) -> None:
     from sinfer.errors import ManifestError
 
     decl, sample = spec.decl, spec.sample_shape
-    fixed = sample is not None and None not in sample
     where = f"model.json inputs.{spec.name}"
     if decl.kind == "text" and (spec.dtype is None or spec.dtype.kind not in "OUS"):
         raise ManifestError(
             f"{where}: kind 'text' needs a string input; the graph input takes {spec.describe()}"
         )
-    if decl.columns is not None and fixed and sample is not None:
-        width = prod(int(d) for d in sample if d is not None)
-        if len(decl.columns) != width:
-            raise ManifestError(
-                f"{where}: {len(decl.columns)} columns, but the graph input takes {spec.describe_sample()}"
-            )
-    if decl.image is not None and fixed and sample is not None:
+    if sample is None or None in sample:  # (a free dimension: any count may fit)
+        return
+    size = prod(int(d) for d in sample if d is not None)
+    if decl.columns is not None and len(decl.columns) != size:
+        raise ManifestError(
+            f"{where}: {len(decl.columns)} columns, but the graph input takes {spec.describe_sample()}"
+        )
+    if decl.image is not None:
         from sinfer.codecs.images import decoded_shape
 
         decoded = decoded_shape(decl.image)
-        if decoded is not None and prod(decoded) != prod(int(d) for d in sample if d is not None):
+        if decoded is not None and prod(decoded) != size:
             raise ManifestError(
                 f"{where}: its image options give {list(decoded)} ({prod(decoded)} values) per image, "
                 f"but the graph input takes {spec.describe_sample()}"

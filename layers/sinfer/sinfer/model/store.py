@@ -14,6 +14,7 @@ same reason ``ModelFiles`` is a ``NamedTuple``, like the manifest's records.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -224,6 +225,7 @@ def _s3_errors(
     access denied) raised as ModelNotReadyError: the API's 503 that names the store, not a 500.
     Missing models and versions stay ModelNotFoundError."""
 
+    @functools.wraps(method)
     def wrapper(self: S3ModelStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
@@ -234,7 +236,6 @@ def _s3_errors(
                 raise ModelNotReadyError(f"model store {self.uri} cannot be read: {exc}") from None
             raise
 
-    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
     return wrapper
 
 
