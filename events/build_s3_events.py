@@ -43,6 +43,7 @@ from sinfer.local.s3events import (
 ROOT = Path(__file__).resolve().parent / "s3"
 OBJECTS = ROOT / "objects"
 BUCKET = "sinfer-data"
+SUPERSEDED_VERSION_ID = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,11 @@ def events() -> list[SampleEvent]:
     eventbridge_key = "inputs/breast_cancer/samples/patients.jsonl"
     eventbridge = by_key[eventbridge_key]
     output_key = "outputs/digits/samples/digits.jsonl.predictions.jsonl"
+    # AWS's documented example version id: in a versioned bucket the object's current version
+    # has another id, so whatever uploaded the object, this event names a version since replaced.
+    superseded_key = "inputs/digits/samples/digits.jsonl"
+    obj = by_key[superseded_key]
+    superseded = s3_record(BUCKET, superseded_key, len(obj.data), obj.etag, version_id=SUPERSEDED_VERSION_ID)
     found += [
         SampleEvent(
             "sqs_batch_3",
@@ -328,6 +334,14 @@ def events() -> list[SampleEvent]:
             "sqs_test_event",
             sqs_event(s3_test_event(BUCKET)),
             "the `s3:TestEvent` S3 sends when a notification is configured: ignored, acknowledged",
+        ),
+        SampleEvent(
+            "sqs_superseded_version",
+            sqs_event(s3_notification(superseded)),
+            "an event whose `versionId` is not the object's current version (a versioned bucket, "
+            "the key overwritten since): ignored, acknowledged; the newer version's own event "
+            "writes the results",
+            (superseded_key,),
         ),
         SampleEvent(
             "sqs_outputs_key",

@@ -528,6 +528,32 @@ def test_a_new_version_of_the_same_key_is_a_new_job(aws: AwsStack) -> None:
 # --- 5. events that are not work ---------------------------------------------------------
 
 
+def test_the_sample_event_of_a_superseded_version_is_acknowledged_and_ignored(aws: AwsStack) -> None:
+    # GIVEN a versioned bucket (as the stack's is) whose object's current version is not the
+    # one the sample event names
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = "inputs/digits/samples/digits.jsonl"
+    _upload(aws, key)
+    current = aws.s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+    event = load_event("s3/sqs_superseded_version.json")
+    named = json.loads(event["Records"][0]["body"])["Records"][0]["s3"]["object"]["versionId"]
+    assert current != named == build_s3_events.SUPERSEDED_VERSION_ID
+    before = aws.keys()
+
+    # WHEN its notification arrives
+    response = _invoke(event)
+
+    # THEN it is acknowledged, and nothing is read into a job, written or notified: the current
+    # version's own event writes the results
+    assert response == {"batchItemFailures": []}
+    assert aws.keys() == before
+    assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0
+    assert aws.notifications() == []
+    # ... while the current version's event is processed as usual
+    assert _invoke(_sqs_for(aws, key, current)) == {"batchItemFailures": []}
+    assert len(aws.lines(_outputs(key)[0])) == len(OBJECTS[key].ids)
+
+
 @pytest.mark.parametrize("event_name", ["sqs_test_event", "sqs_outputs_key"])
 def test_test_events_and_output_keys_are_acknowledged_and_ignored(aws: AwsStack, event_name: str) -> None:
     # GIVEN even an existing object under outputs/ (what a recursion would feed back)
