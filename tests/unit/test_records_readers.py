@@ -261,6 +261,14 @@ def test_csv_without_an_id_column_uses_the_index() -> None:
     assert values(records) == [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]
 
 
+def test_csv_ids_are_trimmed_and_a_blank_id_is_the_record_index() -> None:
+    # Spreadsheets pad cells: " r1 " names the record "r1", as a number cell " 7 " reads 7.0.
+    # A blank or all-space id cell leaves the record its index, as a file without ids gives.
+    records = read(b"id,a\n r1 ,1\n,2\n   ,3\n\tr4\t,4\n", "a.csv")
+    assert ids(records) == ["r1", 1, 2, "r4"]
+    assert values(records) == [{"a": 1.0}, {"a": 2.0}, {"a": 3.0}, {"a": 4.0}]
+
+
 def test_csv_id_column_is_configurable_and_duplicate_ids_are_reported_as_is() -> None:
     records = read(b"key,a\nk,1\nk,2\n", "a.csv", id_column="key")
     assert ids(records) == ["k", "k"]
