@@ -453,8 +453,11 @@ def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
     bedrock.assert_all_called()
     assert shard(aws, f"{job_id}-s0001").status == "SUBMITTED"
 
-    # WHEN it runs again, the remainder untouched for longer than any Lambda runs
-    JobStore(aws.table).transition(f"{job_id}-s0001", "SUBMITTED", fields={"updated_at": LONG_AGO})
+    # WHEN it runs again, the remainder untouched (and its run's hold expired) for longer than
+    # any Lambda runs
+    JobStore(aws.table).transition(
+        f"{job_id}-s0001", "SUBMITTED", fields={"updated_at": LONG_AGO, "lease_until": 1}
+    )
     expect_status(bedrock, aws, f"{job_id}-s0000", "InProgress")
     for i in (100, 101):
         expect_invoke(bedrock, i)
@@ -466,6 +469,50 @@ def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
     answer(aws, f"{job_id}-s0000")
     assert deliver(aws, f"{job_id}-s0000")["merged"] is True
     assert [line["prediction"] for line in aws.lines(OUTPUT)] == [summary_of(i) for i in range(102)]
+
+
+def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 102 reviews (a job of 100 and a remainder of 2), one attempt per record, and
+    # records that InvokeModel answers too slowly for any run to finish within a Lambda's time
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100, BATCH_MAX_ATTEMPTS=1)
+    job_id = routed_job(aws, KEY, reviews(102), MODEL)
+    expect_submit(bedrock, aws, f"{job_id}-s0000")
+    runs: list[str] = []
+
+    def timed_out(shard: Job, *_: Any, **__: Any) -> None:
+        runs.append(shard.job_id)
+        raise TimeoutError("Task timed out after 900.00 seconds")
+
+    monkeypatch.setattr(orchestrator, "realtime_bedrock", timed_out)
+    with pytest.raises(TimeoutError):
+        orchestrator.submit(job_id)
+    remainder = f"{job_id}-s0001"
+
+    # WHEN the sweeper finds it dead again and again (untouched, its hold expired)
+    for _ in range(3):
+        JobStore(aws.table).transition(
+            remainder, "SUBMITTED", fields={"updated_at": LONG_AGO, "lease_until": 1}
+        )
+        expect_status(bedrock, aws, f"{job_id}-s0000", "InProgress")
+        # (through the handler, which flushes the SweepFailures each dying run counts)
+        batch_collect(load_event("batch/sweep.json"), FakeLambdaContext())
+
+    # THEN it ran three times in all, then was given up: FAILED, saying why
+    bedrock.assert_all_called()
+    assert runs == [remainder] * 3
+    given_up = shard(aws, remainder)
+    assert given_up.status == "FAILED"
+    assert "gave up after 3 runs of its records through InvokeModel" in given_up.error
+
+    # WHEN the job completes, THEN its records are merged and the remainder's are reported
+    answer(aws, f"{job_id}-s0000")
+    assert deliver(aws, f"{job_id}-s0000")["merged"] is True
+    lines = aws.lines(OUTPUT)
+    assert [line["prediction"] for line in lines[:100]] == [summary_of(i) for i in range(100)]
+    assert [line["error"]["code"] for line in lines[100:]] == ["not_processed"] * 2
+    assert "gave up after 3 runs" in lines[100]["error"]["message"]
 
 
 def test_the_sweeper_submits_a_routed_file_nobody_submitted(aws: AwsStack, configure: Configure) -> None:

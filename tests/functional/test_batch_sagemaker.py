@@ -83,12 +83,22 @@ def shard(aws: AwsStack, shard_id: str) -> Job:
     return found
 
 
-def run_transform(aws: AwsStack, shard_id: str, *, lines: int | None = None) -> None:
+def run_transform(
+    aws: AwsStack,
+    shard_id: str,
+    *,
+    lines: int | None = None,
+    garbled: tuple[int, ...] = (),
+    blank_every: int = 0,
+) -> None:
     """What Batch Transform writes for a shard: the container's answer to each input line, in order.
 
     The container serves the job's model package (``ModelDataUrl`` of its SageMaker model),
     unpacked into a folder as SageMaker unpacks it into /opt/ml/model. ``lines`` cuts the output
-    short (a job stopped before it finished the file).
+    short (a job stopped before it finished the file; AWS says it uploads no partial file, so
+    this is a file gone wrong), ``garbled`` replaces those lines with bytes that are no answer,
+    and ``blank_every`` adds a blank line after every so many (AssembleWith=Line may end each
+    response, itself newline-terminated, with a newline of its own).
     """
     job = shard(aws, shard_id)
     client = sagemaker(aws)
@@ -97,6 +107,9 @@ def run_transform(aws: AwsStack, shard_id: str, *, lines: int | None = None) -> 
     body = aws.get(S3Uri.parse(job.input).key)
     answers = transform(container_model(aws, package), body, "jsonl", "jsonl").splitlines(keepends=True)
     assert len(answers) == body.count(b"\n")
+    answers = [b"\x00garbled\n" if i in garbled else answer for i, answer in enumerate(answers)]
+    if blank_every:
+        answers = [a + (b"\n" if (i + 1) % blank_every == 0 else b"") for i, a in enumerate(answers)]
     aws.put(S3Uri.parse(job.output).key + "input.jsonl.out", b"".join(answers[:lines]))
 
 
@@ -345,32 +358,70 @@ def test_a_failed_transform_job_is_retried_as_a_new_job(aws: AwsStack, env: Sett
     assert aws.json(SUMMARY)["retries"] == 1
 
 
-def test_a_stopped_job_with_part_of_its_output_retries_only_the_rest_and_joins_them_right(
-    aws: AwsStack, env: Settings
-) -> None:
+def test_unreadable_answers_are_retried_alone_and_joined_right(aws: AwsStack, env: Settings) -> None:
     # GIVEN a submitted file of 10 scans (SageMaker joins by line position, not by id)
     body = scans(10)
     job_id = routed_job(aws, KEY, body, "digits")
     orchestrator.submit(job_id)
     first = f"{job_id}-s0000"
 
-    # WHEN the job is stopped after answering the first 6 lines
+    # WHEN the job completes with lines 2 and 7 of its output unreadable
+    run_transform(aws, first, garbled=(2, 7))
+    deliver(first)
+
+    # THEN only those 2 records are retried
+    retry = f"{first}-r1"
+    assert shard(aws, retry).records == 2
+    sent = aws.lines(f"batch/{job_id}/s0000-r1/input.jsonl")
+    original = aws.lines(f"batch/{job_id}/s0000/input.jsonl")
+    assert sent == [original[2], original[7]]
+
+    # WHEN the retry completes (its lines are numbered from 0 again), THEN each answer is
+    # joined to its own record: the file matches the direct predictions
+    assert_retry_completes_the_file(aws, retry, body)
+
+
+def assert_retry_completes_the_file(aws: AwsStack, retry: str, body: bytes) -> None:
+    run_transform(aws, retry)
+    assert deliver(retry)["merged"] is True
+    assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+
+
+def test_a_stopped_job_with_part_of_its_output_is_retried_whole(aws: AwsStack, env: Settings) -> None:
+    # GIVEN a submitted file of 10 scans
+    body = scans(10)
+    job_id = routed_job(aws, KEY, body, "digits")
+    orchestrator.submit(job_id)
+    first = f"{job_id}-s0000"
+
+    # WHEN the job is stopped, and an output file of its first 6 answers is there all the same
+    # (AWS uploads none for a file not transformed whole: this one cannot be trusted)
     run_transform(aws, first, lines=6)
     deliver(first, "stopped")
 
-    # THEN only the 4 unanswered records are retried
+    # THEN the shard is retried whole, saying why
     retry = f"{first}-r1"
-    assert shard(aws, retry).records == 4
-    sent = aws.lines(f"batch/{job_id}/s0000-r1/input.jsonl")
-    original = aws.lines(f"batch/{job_id}/s0000/input.jsonl")
-    assert sent == original[6:]
+    assert shard(aws, retry).records == 10
+    assert aws.lines(f"batch/{job_id}/s0000-r1/input.jsonl") == aws.lines(f"batch/{job_id}/s0000/input.jsonl")
+    assert "its output held 6 lines for the 10 records sent" in shard(aws, first).error
 
-    # WHEN the retry completes (its lines are numbered from 0 again)
-    run_transform(aws, retry)
-    assert deliver(retry)["merged"] is True
+    # WHEN the retry completes, THEN the file matches the direct predictions
+    assert_retry_completes_the_file(aws, retry, body)
 
-    # THEN each answer is joined to its own record: the file matches the direct predictions
+
+def test_blank_lines_between_the_containers_answers_are_not_answers(aws: AwsStack, env: Settings) -> None:
+    # GIVEN a submitted file of 10 scans
+    body = scans(10)
+    job_id = routed_job(aws, KEY, body, "digits")
+    orchestrator.submit(job_id)
+
+    # WHEN its output has a blank line after every third answer
+    run_transform(aws, f"{job_id}-s0000", blank_every=3)
+
+    # THEN it is merged at once, each answer joined to its own record
+    assert deliver(f"{job_id}-s0000")["merged"] is True
     assert_same_as_direct(aws.lines(OUTPUT), direct(body))
+    assert aws.json(SUMMARY)["retries"] == 0
 
 
 def test_records_a_job_never_reached_are_reported_once_attempts_run_out(

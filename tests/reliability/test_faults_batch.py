@@ -38,8 +38,10 @@ from tests.reliability.conftest import assert_accounted, outputs
 RECORDS = 10
 PER_SHARD = 4  # 10 records → shards of 4, 4 and 2
 
-# What one record's line in a shard attempt's output is.
+# What one record's line in a shard attempt's output is. GARBLED: a line that is not JSON;
+# ANSWERED_TWICE (Bedrock): its answer, then a 400 error line for the same recordId.
 OK, MISSING, MODEL_ERROR, THROTTLED, REFUSED = "ok", "missing", "model_error", "throttled", "refused"
+GARBLED, ANSWERED_TWICE = "garbled", "answered_twice"
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Attempt:
     status: str = "Completed"
     lines: str | list[str] = OK  # one outcome for all, or one per sent record
     no_output_file: bool = False
+    blank_every: int = 0  # SageMaker: a blank line after every this many lines
+    extra_at: int | None = None  # SageMaker: a line no record asked for, before this one
 
 
 Script = dict[tuple[int, int], Attempt]  # (shard index, attempt) → how it ends; default: all good
@@ -75,7 +79,7 @@ class ScriptedBackend(LocalBackend):
         outcomes = [attempt.lines] * len(sent) if isinstance(attempt.lines, str) else attempt.lines
         assert len(outcomes) == len(sent)
         if not attempt.no_output_file:
-            _write_outputs(shard, target, sent, outcomes)
+            _write_outputs(shard, target, sent, outcomes, attempt)
         self._status[shard.job_id] = (attempt.status, f"scripted {attempt.status}")
         if target.kind == "bedrock":
             arn = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{shard.job_id}"
@@ -94,16 +98,23 @@ def _split(uri: str) -> tuple[str, str]:
     return parsed.bucket, parsed.key
 
 
-def _write_outputs(shard: Job, target: Target, sent: list[dict[str, Any]], outcomes: list[str]) -> None:
+def _write_outputs(
+    shard: Job, target: Target, sent: list[dict[str, Any]], outcomes: list[str], attempt: Attempt
+) -> None:
     lines: list[bytes] = []
+    repeated: list[bytes] = []
     for line, outcome in zip(sent, outcomes, strict=True):
         if outcome == MISSING:
             continue
-        if target.kind == "bedrock":
+        if outcome == GARBLED:
+            lines.append(b"\xff\xfe not a line the service writes\n")
+        elif target.kind == "bedrock":
             assert target.entry is not None
             rid, model_input = line["recordId"], line["modelInput"]
-            if outcome == OK:
+            if outcome in (OK, ANSWERED_TWICE):
                 lines.append(batch_output_line(rid, model_input, emulate(target.entry, model_input)))
+                if outcome == ANSWERED_TWICE:
+                    repeated.append(batch_output_line(rid, model_input, error=(400, "scripted repeat")))
             else:
                 code = 503 if outcome == THROTTLED else 400
                 lines.append(batch_output_line(rid, model_input, error=(code, f"scripted {outcome}")))
@@ -115,12 +126,14 @@ def _write_outputs(shard: Job, target: Target, sent: list[dict[str, Any]], outco
             )
     if target.kind == "bedrock":
         random.Random(shard.job_id).shuffle(lines)  # Bedrock does not keep input order
+        lines += repeated  # (after the answer they repeat)
         out = s3.S3Uri.parse(output_uri_for(shard.output, shard.job_id, shard.input))
-    elif MISSING in outcomes:  # SageMaker joins by position: a short file can only lose its tail
-        first = outcomes.index(MISSING)
-        assert all(o == MISSING for o in outcomes[first:])
-        out = s3.S3Uri.parse(shard.output.rstrip("/") + "/input.jsonl.out")
     else:
+        if attempt.extra_at is not None:
+            lines.insert(attempt.extra_at, b'{"prediction": {"echo": "no record asked for this"}}\n')
+        if attempt.blank_every:
+            every = attempt.blank_every
+            lines = [line + (b"\n" if (i + 1) % every == 0 else b"") for i, line in enumerate(lines)]
         out = s3.S3Uri.parse(shard.output.rstrip("/") + "/input.jsonl.out")
     s3.put_bytes(out.bucket, out.key, b"".join(lines))
 
@@ -226,6 +239,10 @@ SAGEMAKER = [
         1,
         {8: "not_processed", 9: "not_processed"},
     ),
+    # AWS writes a .out only for a file transformed whole, one line per line sent: a file with
+    # any other count of lines is out of step, no line of it is trusted, and the shard is
+    # retried whole (SageMaker joins by position: a line lost or added in the middle would
+    # otherwise give every later record the next one's answer)
     (
         "Completed with a line short, then Failed on retry",
         {
@@ -233,8 +250,20 @@ SAGEMAKER = [
             (1, 2): Attempt("Failed", MISSING, no_output_file=True),
         },
         1,
-        {7: "not_processed"},
+        {4: "not_processed", 5: "not_processed", 6: "not_processed", 7: "not_processed"},
     ),
+    ("a line lost in the middle, then Completed", {(1, 1): Attempt(lines=[OK, MISSING, OK, OK])}, 1, {}),
+    ("a line added in the middle, then Completed", {(0, 1): Attempt(extra_at=2)}, 1, {}),
+    (
+        "out of step twice",
+        {(2, 1): Attempt(lines=[OK, MISSING]), (2, 2): Attempt(lines=[MISSING, OK])},
+        1,
+        {8: "not_processed", 9: "not_processed"},
+    ),
+    # blank lines answer nothing (AssembleWith=Line may end each response with its own newline)
+    ("a blank line after every second line", {(0, 1): Attempt(blank_every=2)}, 0, {}),
+    # a line that is no answer, in a file in step, is that record's line alone: it is retried
+    ("an unreadable line, then Completed", {(1, 1): Attempt(lines=[OK, OK, GARBLED, OK])}, 1, {}),
     (
         "the model's own error lines are final",
         {(0, 1): Attempt(lines=[OK, MODEL_ERROR, OK, OK])},
@@ -257,6 +286,92 @@ def test_sagemaker_shards_that_fail_stop_or_lose_output_still_account_for_every_
     assert len(run.backend.submitted) == 3 + retries
 
 
+def test_a_sagemaker_output_out_of_step_is_reported_with_its_line_count(batch: Callable[..., Batch]) -> None:
+    # GIVEN a shard whose output loses a line in the middle, twice (its retry too)
+    run = batch("sagemaker", {(2, 1): Attempt(lines=[MISSING, OK]), (2, 2): Attempt(lines=[OK, MISSING])})
+    orchestrator.submit(run.job_id, run.ctx)
+
+    # THEN no line of either was paired with a record (by position, each would have been the
+    # other record's), and the reason says why
+    run.merged({8: "not_processed", 9: "not_processed"})
+    for line in run.aws.lines(outputs(run.key)[0])[8:]:
+        assert "its output held 1 lines for the 2 records sent" in line["error"]["message"]
+    shards = {s.job_id.removeprefix(run.job_id): s for s in run.ctx.jobs.children(run.job_id)}
+    assert (shards["-s0002"].predictions, shards["-s0002"].errors) == (0, 2)
+
+
+def test_answers_nested_too_deeply_are_error_lines_not_a_merge_that_never_ends(
+    batch: Callable[..., Batch],
+) -> None:
+    # GIVEN a SageMaker shard whose output answers one record with a prediction nested 100,000
+    # levels deep (no parser takes it) and another with one nested 300 deep (it parses, but
+    # the results could not be written: collection or the merge failed on every sweep, for ever)
+    run = batch("sagemaker", hold=True)
+    orchestrator.submit(run.job_id, run.ctx)
+    shard = run.ctx.jobs.get(f"{run.job_id}-s0000")
+    assert shard is not None
+    out = s3.S3Uri.parse(shard.output.rstrip("/") + "/input.jsonl.out")
+    lines = s3.get_bytes(out.bucket, out.key).splitlines(keepends=True)
+    lines[1] = b'{"prediction": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    lines[2] = b'{"prediction": ' + b"[" * 300 + b"]" * 300 + b"}\n"
+    s3.put_bytes(out.bucket, out.key, b"".join(lines))
+
+    # WHEN the events arrive
+    _deliver_held(run, lambda events: events)
+
+    # THEN the file is merged: the unreadable line's record was retried (and answered), the
+    # other is an error line that says why
+    run.merged({2: "invalid_model_output"})
+    message = run.aws.lines(outputs(run.key)[0])[2]["error"]["message"]
+    assert message == "the model's output is nested more than 200 levels deep"
+
+
+def test_a_retry_the_parent_index_does_not_show_yet_is_merged_all_the_same(
+    batch: Callable[..., Batch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the jobs table's parent index lags: it never shows a retry while this test runs
+    # (it is eventually consistent; a retry queued a moment ago may not be in it)
+    children = JobStore.children
+
+    def lagging(store: JobStore, parent: str) -> list[Job]:
+        return [job for job in children(store, parent) if "-r" not in job.job_id.rsplit("-s", 1)[-1]]
+
+    monkeypatch.setattr(JobStore, "children", lagging)
+    # ... and a shard whose records are retried, its state changes held back
+    run = batch("sagemaker", {(0, 1): Attempt("Failed", MISSING, no_output_file=True)}, hold=True)
+    orchestrator.submit(run.job_id, run.ctx)
+
+    # WHEN the events arrive, the retry's last
+    _deliver_held(run, lambda events: events)
+
+    # THEN the merge waited for the retry, and its records are answered, not "not processed"
+    run.merged()
+    assert len(run.backend.submitted) == 4
+
+
+def test_lines_for_records_a_shard_did_not_send_are_not_its_own(batch: Callable[..., Batch]) -> None:
+    # GIVEN a Bedrock shard whose output also answers a recordId it never sent (another
+    # shard's, say), and repeats a record's answer
+    run = batch("bedrock", hold=True)
+    orchestrator.submit(run.job_id, run.ctx)
+    shard = run.ctx.jobs.get(f"{run.job_id}-s0000")
+    assert shard is not None
+    out = s3.S3Uri.parse(output_uri_for(shard.output, shard.job_id, shard.input))
+    lines = s3.get_bytes(out.bucket, out.key).splitlines(keepends=True)
+    stray = json.loads(lines[0])
+    stray["recordId"] = "99999999999"
+    s3.put_bytes(out.bucket, out.key, b"".join([*lines, lines[0], json.dumps(stray).encode() + b"\n"]))
+
+    # WHEN the events arrive
+    _deliver_held(run, lambda events: events)
+
+    # THEN the shard counts the 4 records it sent, and the file is whole
+    shard = run.ctx.jobs.get(f"{run.job_id}-s0000")
+    assert shard is not None
+    assert (shard.records, shard.predictions, shard.errors) == (4, 4, 0)
+    run.merged()
+
+
 BEDROCK = [
     # (what, script, retries, errors expected in the merged output: record index → code)
     ("all good", {}, 0, {}),
@@ -273,6 +388,14 @@ BEDROCK = [
         {},
     ),
     ("Stopped part-way, then Completed", {(2, 1): Attempt("Stopped", [OK, MISSING])}, 1, {}),
+    # a record answered, then refused in a repeated line: a success is final, either way round
+    (
+        "a record answered twice, its answer then a 400",
+        {(0, 1): Attempt(lines=[ANSWERED_TWICE, OK, OK, OK])},
+        0,
+        {},
+    ),
+    ("an unreadable line, then Completed", {(1, 1): Attempt(lines=[OK, GARBLED, OK, OK])}, 1, {}),
     (
         "4xx errors are final; 5xx are retried until attempts run out",
         {

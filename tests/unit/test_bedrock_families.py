@@ -459,6 +459,27 @@ def test_json_output_that_is_not_json_is_a_model_output_error() -> None:
     assert caught.value.code == "invalid_model_output"
 
 
+@pytest.mark.parametrize("depth", [201, 1_000, 100_000])
+def test_json_output_nested_past_the_limit_is_a_model_output_error(depth: int) -> None:
+    # A model asked for JSON may print brackets without end: past 200 levels the batch results
+    # could not be written (100,000 levels do not even parse), so the record is an error line.
+    text = "[" * depth + "]" * depth
+    deep = {**CLAUDE_RESPONSE, "content": [{"type": "text", "text": text}]}
+    with pytest.raises(ModelOutputError, match="nested") as caught:
+        parse_model_output(entry(output="json"), deep)
+    assert caught.value.code == "invalid_model_output"
+    at_the_limit = {**CLAUDE_RESPONSE, "content": [{"type": "text", "text": "[" * 200 + "]" * 200}]}
+    assert parse_model_output(entry(output="json"), at_the_limit).prediction is not None
+
+
+def test_raw_output_nested_past_the_limit_is_a_model_output_error() -> None:
+    value: Any = 1
+    for _ in range(200):  # with the modelOutput object itself, 201 levels
+        value = [value]
+    with pytest.raises(ModelOutputError, match="nested more than 200 levels"):
+        parse_model_output(entry(output="raw"), {**CLAUDE_RESPONSE, "x": value})
+
+
 def test_raw_output_is_the_whole_model_output() -> None:
     parsed = parse_model_output(entry(output="raw"), CLAUDE_RESPONSE)
     assert parsed.prediction == CLAUDE_RESPONSE
@@ -580,6 +601,12 @@ def test_our_output_lines_parse_back() -> None:
 def test_malformed_output_lines_are_model_output_errors(line: str) -> None:
     with pytest.raises(ModelOutputError):
         parse_batch_output_line(line)
+
+
+def test_an_output_line_nested_too_deeply_to_parse_is_a_model_output_error() -> None:
+    deep = '{"recordId": "00000000001", "modelOutput": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    with pytest.raises(ModelOutputError, match="nested too deeply"):
+        parse_batch_output_line(deep)
 
 
 def test_manifest_counts_use_bedrocks_names() -> None:

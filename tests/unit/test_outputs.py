@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sinfer.codecs.outputs import postprocess, postprocess_batch, to_jsonable
+from sinfer.codecs.outputs import nested_deeper_than, postprocess, postprocess_batch, to_jsonable
 from sinfer.model.manifest import Postprocess
 
 
@@ -127,3 +127,17 @@ def test_no_class_wins_a_row_of_nan_but_infinity_still_does(kind: str) -> None:
         assert [r["label"] for r in results[2:]] == ["dog", "dog"]
         assert results[2]["score"] is None  # (inf is not JSON)
         json.dumps(results, allow_nan=False)
+
+
+def test_nested_deeper_than_counts_lists_and_objects_without_recursing() -> None:
+    assert not nested_deeper_than(5, 0)
+    assert not nested_deeper_than("text", 0)
+    assert nested_deeper_than([], 0)
+    assert not nested_deeper_than([], 1)
+    assert not nested_deeper_than({"a": [1, {"b": 2}]}, 3)
+    assert nested_deeper_than({"a": [1, {"b": []}]}, 3)
+    value: Any = 0
+    for _ in range(100_000):  # far past the interpreter's recursion limit
+        value = {"k": [value]}
+    assert nested_deeper_than(value, 199_999)
+    assert not nested_deeper_than(value, 200_000)

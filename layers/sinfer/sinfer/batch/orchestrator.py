@@ -48,6 +48,7 @@ from sinfer.batch.backends import (
     s3_uri,
 )
 from sinfer.batch.shards import Limits, Plan, ShardFiles, json_ready, read_index, write_shards
+from sinfer.codecs.outputs import DEEP_OUTPUT_MESSAGE, MAX_OUTPUT_DEPTH, nested_deeper_than
 from sinfer.config import Settings, settings
 from sinfer.errors import SinferError
 from sinfer.inference.registry import ModelRegistry, default_registry
@@ -64,6 +65,9 @@ STUCK_SECONDS = 900
 # meanwhile leave it alone; a file no attempt can shard within it fails after a few.
 SUBMIT_LEASE_SECONDS = 900
 MAX_SUBMIT_ATTEMPTS = 3
+# A real-time remainder's run (InvokeModel per record) holds its shard as long as a Lambda may run.
+REALTIME_LEASE_SECONDS = 900
+MAX_REALTIME_RUNS = 3
 
 
 @dataclass(slots=True)
@@ -305,14 +309,31 @@ def _create_shards(parent: Job, target: Target, plan: Plan, ctx: Context) -> Non
         ctx.jobs.create(child)
 
 
-def _run_realtime(shard_id: str, target: Target, ctx: Context) -> None:
-    """A shard under Bedrock's minimum job size: InvokeModel per record (or the emulator)."""
+def _run_realtime(shard_id: str, target: Target, ctx: Context) -> bool:
+    """A shard under Bedrock's minimum job size: InvokeModel per record (or the emulator).
+
+    Each run holds the shard for as long as a Lambda may run, so a sweep does not start a second
+    one beside it, and is counted: a remainder whose runs keep dying (records that take longer
+    than the function's timeout to answer) ends FAILED after a few, its records retried as any
+    failed shard's are, then reported. Returns whether this call ran it (or gave up on it).
+    """
     shard = ctx.jobs.get(shard_id)
     if shard is None or target.entry is None:
-        return
+        return False
+    run = ctx.jobs.lease(shard_id, "SUBMITTED", REALTIME_LEASE_SECONDS, "realtime_runs")
+    if run is None:
+        return False  # being run by another invocation, or done
+    if run > MAX_REALTIME_RUNS:
+        message = (
+            f"gave up after {MAX_REALTIME_RUNS} runs of its records through InvokeModel, none of "
+            f"which finished within {REALTIME_LEASE_SECONDS} s (a Lambda function's longest run)"
+        )
+        _finish_shard(shard, "Failed", message, target, ctx, allowed_from=("SUBMITTED",))
+        return True
     emulate = isinstance(ctx.backend, LocalBackend)
     realtime_bedrock(shard, target.entry, ctx.config, emulate=emulate)
     _finish_shard(shard, "Completed", "", target, ctx, allowed_from=("SUBMITTED",))
+    return True
 
 
 # --- quota-aware dispatch ----------------------------------------------------------------------
@@ -422,6 +443,15 @@ class ShardOutcomes:
     lines: dict[str, tuple[Any, dict[str, str] | None]] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
+    files: int = 0  # output files read
+    answered: int = 0  # their lines that were not blank
+
+    def keep(self, key: str, outcome: tuple[Any, dict[str, str] | None]) -> None:
+        """Record a line's outcome. A success is final: a repeated line for the same record (a
+        service may write one twice) replaces an error, and an error never replaces a success."""
+        current = self.lines.get(key)
+        if current is None or current[1] is not None:
+            self.lines[key] = outcome
 
 
 def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
@@ -441,46 +471,65 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
 
         assert target.entry is not None
         for key in keys:
+            found.files += 1
             for raw in s3.iter_lines(out.bucket, key):
                 if not raw.strip():
                     continue
+                found.answered += 1
                 try:
                     record = parse_batch_output_line(raw)
                 except ModelOutputError:
                     continue  # an unreadable line: its record counts as missing
                 if record.model_output is None:
                     error = {"code": f"bedrock_{record.error_code}", "message": record.error_message or ""}
-                    found.lines[record.record_id] = (None, error)
+                    found.keep(record.record_id, (None, error))
                     continue
                 try:
                     parsed = parse_model_output(target.entry, record.model_output)
                 except (SinferError, ModelOutputError) as exc:
-                    found.lines[record.record_id] = (None, {"code": exc.code, "message": exc.message})
+                    found.keep(record.record_id, (None, {"code": exc.code, "message": exc.message}))
                     continue
                 found.input_tokens += parsed.input_tokens
                 found.output_tokens += parsed.output_tokens
-                found.lines[record.record_id] = (parsed.prediction, None)
+                found.keep(record.record_id, (parsed.prediction, None))
         return found
-    # SageMaker: <input key>.out, one line per input line, in order.
+    # SageMaker: <input key>.out, one line per input line, in order. A blank line answers
+    # nothing: the container writes none, but AssembleWith=Line may end each response with a
+    # newline of its own. (_finish_shard checks the count of the others.)
+    positions = _position_keys(shard)
     for key in keys:
-        for number, raw in zip(_position_keys(shard), s3.iter_lines(out.bucket, key), strict=False):
-            try:
-                doc = json.loads(raw)
-            except ValueError:
+        found.files += 1
+        for raw in s3.iter_lines(out.bucket, key):
+            if not raw.strip():
                 continue
-            if isinstance(doc, dict) and "error" in doc:
-                error = (
-                    doc["error"]
-                    if isinstance(doc["error"], dict)
-                    else {"code": "error", "message": str(doc["error"])}
-                )
-                found.lines[number] = (
-                    None,
-                    {"code": str(error.get("code")), "message": str(error.get("message"))},
-                )
-            elif isinstance(doc, dict) and "prediction" in doc:
-                found.lines[number] = (doc["prediction"], None)
+            found.answered += 1
+            number = next(positions, None)
+            outcome = _container_outcome(raw)
+            if number is not None and outcome is not None:
+                found.keep(number, outcome)
     return found
+
+
+def _container_outcome(raw: bytes) -> tuple[Any, dict[str, str] | None] | None:
+    """One line of the SageMaker container's answer (None: not a line it writes)."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if "error" in doc:
+        error = doc["error"] if isinstance(doc["error"], dict) else {"message": doc["error"]}
+        code, message = error.get("code"), error.get("message")
+        return None, {
+            "code": str(code) if code else "error",
+            "message": str(message) if message else "the container gave no reason",
+        }
+    if "prediction" not in doc:
+        return None
+    if nested_deeper_than(doc["prediction"], MAX_OUTPUT_DEPTH):
+        return None, {"code": "invalid_model_output", "message": DEEP_OUTPUT_MESSAGE}
+    return doc["prediction"], None
 
 
 def _save_outcomes(shard: Job, outcomes: ShardOutcomes) -> str:
@@ -552,10 +601,30 @@ def _finish_shard(
     if not ctx.jobs.transition(shard.job_id, "COLLECTING", allowed_from=allowed_from):
         return False  # a duplicate or late event: someone collected it already
     outcomes = _read_outcomes(shard, target)
+    sent = int(shard.records or 0)
+    if target.kind == "sagemaker" and outcomes.files and outcomes.answered != sent:
+        # AWS writes a .out only for a file transformed whole, one line per line sent. Any other
+        # count means lines were lost or added on the way, and pairing by position from there
+        # on would give records each other's results: no line is trusted, every record is
+        # missing (retried, then reported with this reason).
+        problem = (
+            f"its output held {outcomes.answered:,} lines for the {sent:,} records sent, so no "
+            "line could be paired with its record"
+        )
+        logger.warning("shard output out of step with its input", extra={"shard": shard.job_id})
+        message = f"{message}; {problem}" if message else problem
+        outcomes.lines.clear()
     # "Completed" is not trusted: a record failed when its line is an error, or is missing.
-    failed = [
-        (key, raw) for key, raw in _sent_keys(shard) if key not in outcomes.lines or outcomes.lines[key][1]
-    ]
+    # Only the records the shard sent count: a line for any other is not this shard's.
+    kept: dict[str, tuple[Any, dict[str, str] | None]] = {}
+    failed: list[tuple[str, bytes]] = []
+    for key, raw in _sent_keys(shard):
+        outcome = outcomes.lines.get(key)
+        if outcome is not None:
+            kept[key] = outcome
+        if outcome is None or outcome[1] is not None:
+            failed.append((key, raw))
+    outcomes.lines = kept
     # Only what may succeed next time is retried: records the job never reached, and Bedrock's
     # throttling and service faults (429, 5xx). Another 4xx, or the model's own verdict on a
     # record (SageMaker error lines), would fail the same way again.
@@ -574,7 +643,7 @@ def _finish_shard(
             "outcomes_key": outcomes_key,
             "backend_status": status,
             "error": message,
-            "predictions": len(outcomes.lines) - sum(1 for _, e in outcomes.lines.values() if e is not None),
+            "predictions": sum(1 for _, error in kept.values() if error is None),
             "errors": len(failed),
             "retry": retry_id,
             "input_tokens": outcomes.input_tokens,
@@ -654,7 +723,9 @@ def maybe_merge(parent_id: str, ctx: Context) -> bool:
     parent = ctx.jobs.get(parent_id)
     if parent is None or parent.status != "SUBMITTED":
         return False
-    shards = ctx.jobs.children(parent_id)
+    shards = _with_retries(ctx.jobs.children(parent_id), ctx)
+    if shards is None:
+        return False
     expected = int(parent.extra.get("shards", 0))
     bases = {int(s.extra.get("shard", -1)) for s in shards}
     if len(bases) < expected or any(s.status not in TERMINAL_SHARD for s in shards):
@@ -665,6 +736,25 @@ def maybe_merge(parent_id: str, ctx: Context) -> bool:
         return False
     merge(parent, shards, ctx)
     return True
+
+
+def _with_retries(shards: list[Job], ctx: Context) -> list[Job] | None:
+    """``shards`` and every retry they name. The parent index is eventually consistent, so a
+    retry queued moments ago (by this very invocation, even) may not be in it yet; a collected
+    shard names its retry, which was written before, and is read here by its id. Merging
+    without it would report its records as never processed, and leave it to run for nothing."""
+    found = {shard.job_id: shard for shard in shards}
+    named = [str(shard.extra.get("retry") or "") for shard in shards]
+    while named:
+        retry_id = named.pop()
+        if not retry_id or retry_id in found:
+            continue
+        retry = ctx.jobs.get(retry_id)
+        if retry is None:  # cannot be, as a retry is written before it is named: not yet, then
+            return None
+        found[retry_id] = retry
+        named.append(str(retry.extra.get("retry") or ""))
+    return sorted(found.values(), key=lambda shard: shard.job_id)
 
 
 # The SageMaker container names a bad record by its line in the request it came in ("record 5
@@ -969,8 +1059,7 @@ def _poll(shard: Job, target: Target, stale: float, ctx: Context) -> int:
         # longer than that died midway. Run it again (its outputs are overwritten).
         if not _stuck(shard, stale):
             return 0
-        _run_realtime(shard.job_id, target, ctx)
-        return 1
+        return int(_run_realtime(shard.job_id, target, ctx))
     status, message = ctx.backend_for(target).status(shard)
     if not StateChange(target.kind, shard.job_id, status, message).terminal:
         return 0

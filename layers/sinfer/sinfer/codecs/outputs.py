@@ -69,6 +69,27 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+# Batch results are written with orjson, which serialises at most 254 levels (beyond that, the
+# json module's recursive path, which a few hundred more levels take past the interpreter's
+# recursion limit). A service's output deeper than this is an error line, not a merge that fails.
+MAX_OUTPUT_DEPTH = 200
+DEEP_OUTPUT_MESSAGE = f"the model's output is nested more than {MAX_OUTPUT_DEPTH} levels deep"
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts in ``value`` nest more than ``limit`` levels (without recursing)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]

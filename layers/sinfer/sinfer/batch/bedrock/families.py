@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sinfer.batch.bedrock.entry import PLACEHOLDER, BedrockEntry, Family, base_model_id
+from sinfer.codecs.outputs import DEEP_OUTPUT_MESSAGE, MAX_OUTPUT_DEPTH, nested_deeper_than
 from sinfer.errors import InvalidInputError
 
 ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
@@ -205,15 +206,21 @@ def parse_model_output(entry: BedrockEntry, model_output: Mapping[str, Any]) -> 
     input_tokens, output_tokens = token_usage(family, model_output)
     if family is None or entry.output == "raw":
         stop = _stop_reason(family, model_output) if family is not None else None
-        return ParsedOutput(dict(model_output), input_tokens, output_tokens, stop)
+        return ParsedOutput(_shallow(dict(model_output)), input_tokens, output_tokens, stop)
     if family == "titan_embed":
         embedding = model_output.get("embedding")
         if not isinstance(embedding, list) or not all(_is_number(v) for v in embedding):
             raise ModelOutputError("Titan Embeddings modelOutput has no 'embedding' list of numbers")
         return ParsedOutput(embedding, input_tokens, output_tokens, None)
     text = _text(family, model_output)
-    prediction = _json_text(text) if entry.output == "json" else text
+    prediction = _shallow(_json_text(text)) if entry.output == "json" else text
     return ParsedOutput(prediction, input_tokens, output_tokens, _stop_reason(family, model_output))
+
+
+def _shallow(prediction: Any) -> Any:
+    if nested_deeper_than(prediction, MAX_OUTPUT_DEPTH):
+        raise ModelOutputError(DEEP_OUTPUT_MESSAGE)
+    return prediction
 
 
 def token_usage(family: Family | None, model_output: Mapping[str, Any]) -> tuple[int, int]:
@@ -308,9 +315,11 @@ def _json_text(text: str) -> Any:
         stripped = fenced.group(1).strip()
     try:
         return json.loads(stripped)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         shown = stripped[:80] + ("…" if len(stripped) > 80 else "")
-        raise ModelOutputError(f"the model's text is not valid JSON ({exc}); it starts {shown!r}") from exc
+        message = f"the model's text is not valid JSON ({reason}); it starts {shown!r}"
+        raise ModelOutputError(message) from None
 
 
 # --- batch records and files ---------------------------------------------------------------
@@ -380,8 +389,9 @@ def parse_batch_output_line(line: bytes | str) -> BatchOutputRecord:
     """Parse one output line; :class:`ModelOutputError` if it is not Bedrock's line format."""
     try:
         obj = json.loads(line)
-    except ValueError as exc:
-        raise ModelOutputError(f"batch output line is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ModelOutputError(f"batch output line is not valid JSON: {reason}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("recordId"), str):
         raise ModelOutputError("batch output line has no 'recordId' string")
     rid = obj["recordId"]
