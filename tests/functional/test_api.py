@@ -177,6 +177,27 @@ def test_v2_infer_binary_tensor_data_both_directions(call_api: CallApi) -> None:
     assert len(proba_out["data"]) == 70  # not asked for binary: JSON
 
 
+def test_v2_binary_data_output_is_a_default_each_output_may_override(call_api: CallApi) -> None:
+    # binary_data_output asks for every output in binary unless an output's own binary_data says
+    # otherwise (the extension: the per-output parameter wins; the two were or-ed)
+    _, x_test, expected, _, _ = train_breast_cancer()
+    request = {
+        "inputs": [{"name": "features", "shape": [2, 30], "datatype": "FP32", "data": x_test[:2].tolist()}],
+        "outputs": [
+            {"name": "output_label", "parameters": {"binary_data": False}},
+            {"name": "output_probability"},
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    response = call_api("POST", "/v2/models/breast_cancer/infer", request)
+    assert response.status == 200
+    length = int({k.lower(): v for k, v in response.headers.items()}["inference-header-content-length"])
+    label_out, proba_out = json.loads(response.body[:length])["outputs"]
+    assert label_out["data"] == expected[:2].tolist()  # asked for as JSON
+    assert "data" not in proba_out  # the default: binary
+    assert proba_out["parameters"]["binary_data_size"] > 0
+
+
 def test_v2_bytes_elements_are_length_prefixed(call_api: CallApi) -> None:
     # The binary request path for BYTES is exercised with a malformed element length.
     header = json.dumps(

@@ -17,6 +17,7 @@ import pytest
 
 from events import build_s3_events
 from functions.s3_ingest.app import lambda_handler as s3_ingest
+from sinfer.api.openapi import document
 from sinfer.config import reset_settings
 from sinfer.inference.registry import default_registry
 from sinfer.jobs.store import JobStore
@@ -37,6 +38,11 @@ def _ingest(aws: AwsStack, key: str) -> None:
     head = aws.s3.head_object(Bucket=BUCKET, Key=key)
     event = sqs_event(s3_notification(s3_record(BUCKET, key, head["ContentLength"], head["ETag"].strip('"'))))
     assert s3_ingest(event, FakeLambdaContext()) == {"batchItemFailures": []}
+
+
+def _documented(path: str, method: str, status: int) -> bool:
+    """Whether the committed OpenAPI document lists this answer for the operation."""
+    return str(status) in document()["paths"][path][method]["responses"]
 
 
 def _key(uri: str) -> str:
@@ -241,6 +247,7 @@ def test_bad_job_requests_are_refused_with_the_reason(
 
     assert response.status == status, response.body
     assert says in _json(response)["error"]
+    assert _documented("/jobs", "post", status)
     # AND nothing was started
     assert aws.keys() == []
     assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0
@@ -274,3 +281,4 @@ def test_jobs_without_a_data_bucket_are_not_configured(
         response = call_api(method, path, body)
         assert response.status == 503, response.body
         assert "DATA_BUCKET" in _json(response)["error"]
+        assert _documented(path if method == "POST" else "/jobs/{job_id}", method.lower(), 503)

@@ -188,7 +188,7 @@ JOB_ID = "job-3f2a9c0e5b7d4e1f8a6b2c9d0e1f2a3b"
 JOB_INPUT = f"s3://sinfer-data-123456789012/inputs/digits/jobs/{JOB_ID}/"
 JOB_REQUEST_EXAMPLES: dict[str, Any] = {
     "instances": {"model": "digits", "instances": [DIGIT_3, {"b64": DIGIT_3_PNG_B64}]},
-    "input": {"model": "breast_cancer", "input": "s3://sinfer-data-123456789012/incoming/patients.csv"},
+    "input": {"model": "breast_cancer", "input": "s3://sinfer-data-123456789012/staging/patients.csv"},
     "upload": {"model": "digits", "upload": {"filename": "digits.jsonl"}},
 }
 JOB_CREATED_EXAMPLES: dict[str, Any] = {
@@ -446,7 +446,8 @@ def _schemas() -> dict[str, Schema]:
                             "type": "boolean",
                             "default": False,
                             "description": "Return every output as binary tensor data "
-                            "(the response becomes `application/octet-stream`).",
+                            "(the response becomes `application/octet-stream`), except those whose "
+                            "own `binary_data` is `false`.",
                         }
                     },
                     "additionalProperties": True,
@@ -494,8 +495,8 @@ def _schemas() -> dict[str, Schema]:
                     "properties": {
                         "binary_data": {
                             "type": "boolean",
-                            "default": False,
-                            "description": "Return this output as binary tensor data.",
+                            "description": "Return this output as binary tensor data (`true`) or "
+                            "as JSON (`false`); when absent, as `binary_data_output` says.",
                         }
                     },
                     "additionalProperties": True,
@@ -624,7 +625,7 @@ def _schemas() -> dict[str, Schema]:
                 "input": {
                     "type": "string",
                     "pattern": "^s3://",
-                    "description": "An object in the data bucket, outside the outputs prefix: "
+                    "description": "An object in the data bucket, under `staging/` or `inputs/`: "
                     "`.jsonl`, `.json`, `.csv`, `.npy`, `.png`, `.jpg`, or `.gz` of the text formats.",
                 },
                 "upload": {
@@ -1121,6 +1122,7 @@ def _paths() -> dict[str, Any]:
                     404,
                     413,
                     415,
+                    422,
                     503,
                     ok_status=202,
                 ),
@@ -1135,7 +1137,7 @@ def _paths() -> dict[str, Any]:
                 "Job status and results",
                 "The job's status and record counts; once `COMPLETED`, presigned URLs of the "
                 "results (`result_url`) and the summary (`summary_url`).",
-                _responses(_ok("The job.", _schema("Job"), {"completed": JOB_EXAMPLE}), 404),
+                _responses(_ok("The job.", _schema("Job"), {"completed": JOB_EXAMPLE}), 404, 503),
                 ["job_id"],
             )
         },
@@ -1187,8 +1189,9 @@ responses of 8 KiB or more for clients that send `Accept-Encoding`.
 
 **Errors.** Every error sinfer returns is JSON `{"error": "<what was wrong, what was \
 expected>", "code": "<stable code>"}`: 400 malformed request, 404 unknown model, version or \
-route, 413 too large for a synchronous call, 415 unsupported content type or encoding, 422 \
-input that does not fit the model (names, shape, dtype), 503 model not ready. Bad input never \
+route, 405 a method the path does not take (with `Allow`), 413 too large for a synchronous \
+call, 415 unsupported content type or encoding, 422 input that does not fit the model (names, \
+shape, dtype), 503 model not ready. Bad input never \
 produces a 500. Errors API Gateway returns itself (403, 429, 502, 504) are \
 `{"message": "..."}`.
 

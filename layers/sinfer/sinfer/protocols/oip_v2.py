@@ -33,7 +33,7 @@ from sinfer.protocols import jsonbody
 # compiles a dataclass's generated methods at import (~0.6 ms a class here).
 class RequestedOutput(NamedTuple):
     name: str
-    binary: bool
+    binary: bool | None  # its own binary_data, if it says (None: the request's default)
 
 
 class InferRequest(NamedTuple):
@@ -108,7 +108,8 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
             if not isinstance(out, dict) or not isinstance(out.get("name"), str):
                 raise BadRequestError(f"outputs[{index}]: expected an object with a 'name'")
             out_params = _params(out.get("parameters"), f"outputs[{index}].parameters")
-            outputs.append(RequestedOutput(out["name"], bool(out_params.get("binary_data", False))))
+            asked = out_params.get("binary_data")
+            outputs.append(RequestedOutput(out["name"], None if asked is None else bool(asked)))
     request_id = doc.get("id")
     return InferRequest(
         inputs=inputs,
@@ -232,7 +233,10 @@ def encode_response(
         unknown = [o.name for o in request.outputs if o.name not in index]
         if unknown:
             raise InvalidInputError(f"unknown outputs {unknown}; the model's outputs are {output_names}")
-        wanted = [(index[o.name], o.binary or request.binary_output) for o in request.outputs]
+        # An output's own binary_data overrides binary_data_output, which is only the default.
+        wanted = [
+            (index[o.name], request.binary_output if o.binary is None else o.binary) for o in request.outputs
+        ]
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for i, binary in wanted:
