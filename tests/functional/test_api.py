@@ -215,6 +215,31 @@ def test_v2_bytes_elements_are_length_prefixed(call_api: CallApi) -> None:
     assert "BYTES" in _json(response)["error"]
 
 
+def test_v2_bytes_elements_that_are_not_utf8_are_refused_not_altered(call_api: CallApi) -> None:
+    # String tensors hold text: an element of other bytes was decoded with U+FFFD in its place
+    elements = [b"fine", b"caf\xe9"]  # Latin-1, not UTF-8
+    raw = b"".join(struct.pack("<I", len(e)) + e for e in elements)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    ).encode()
+    response = call_api(
+        "POST", "/v2/models/digits/infer", header + raw, {"Inference-Header-Content-Length": str(len(header))}
+    )
+    assert response.status == 422
+    assert _json(response)["error"] == (
+        "inputs[0] (pixels): BYTES element 1 is not valid UTF-8; string tensors take UTF-8 text"
+    )
+
+
 # --- errors: one test per status -----------------------------------------------------------
 
 

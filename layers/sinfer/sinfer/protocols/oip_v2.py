@@ -175,6 +175,14 @@ def _from_json(data: Any, shape: list[int], datatype: str, where: str) -> np.nda
     return _reshape(array, shape, where)
 
 
+def _is_utf8(item: bytes) -> bool:
+    try:
+        item.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _from_binary(raw: memoryview, shape: list[int], datatype: str, where: str) -> np.ndarray[Any, Any]:
     count = _count(shape)
     if datatype == "BYTES":
@@ -192,7 +200,13 @@ def _from_binary(raw: memoryview, shape: list[int], datatype: str, where: str) -
         if len(items) != count:
             raise InvalidInputError(f"{where}: shape {shape} needs {count} BYTES elements, got {len(items)}")
         array = np.empty(count, dtype=object)
-        array[:] = [item.decode("utf-8", "replace") for item in items]
+        try:
+            array[:] = [item.decode("utf-8") for item in items]
+        except UnicodeDecodeError:
+            bad = next(i for i, item in enumerate(items) if not _is_utf8(item))
+            raise InvalidInputError(
+                f"{where}: BYTES element {bad} is not valid UTF-8; string tensors take UTF-8 text"
+            ) from None
         return _reshape(array, shape, where)
     dtype = V2_TO_NUMPY[datatype]
     if len(raw) != count * dtype.itemsize:
