@@ -1,7 +1,7 @@
 """``sinfer jobs submit|status|wait|results``: asynchronous jobs through the HTTP API.
 
-A client of ``POST /jobs`` and ``GET /jobs/{id}`` (see DESIGN.md), against ``sinfer local`` by
-default or a deployed API with ``--endpoint`` (or ``$SINFER_API``). It needs nothing but the
+A client of ``POST /jobs`` and ``GET /jobs/{id}`` (the README's "API"), against ``sinfer local``
+by default or a deployed API with ``--endpoint`` (or ``$SINFER_API``). It needs nothing but the
 standard library's urllib, except for signing:
 
 * ``submit --file PATH`` asks the API for an upload (``{"upload": {"filename"}}``) and PUTs
@@ -16,7 +16,8 @@ standard library's urllib, except for signing:
 stdout carries only data (the API's JSON documents, or the results), so the commands pipe
 into jq; notes go to stderr. Errors are one line: the API's own ``error`` message with its
 HTTP status (exit 2 for a 4xx, which the request can fix; 1 for a server error), and a
-refused connection says to start ``sinfer local``.
+network failure (exit 1, as an unreachable store is elsewhere) says what failed; a refused
+connection says to start ``sinfer local``.
 
 The deployed API uses IAM auth by default, so requests to an ``execute-api`` host are signed
 with SigV4 (botocore's ``SigV4Auth``, the default credential chain, service ``execute-api``);
@@ -129,6 +130,10 @@ def register(commands: Commands) -> None:
 # --- HTTP --------------------------------------------------------------------------------------
 
 
+class UnreachableError(Exception):
+    """The API (or a presigned URL) could not be reached, or stopped answering: exit 1."""
+
+
 class HttpError(Exception):
     """An HTTP error response, with the server's own message."""
 
@@ -189,22 +194,23 @@ def _open(request: urllib.request.Request, endpoint: str, timeout: float) -> Ite
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, ConnectionRefusedError):
-            raise CliError(
+            raise UnreachableError(
                 f"cannot connect to {endpoint}: connection refused; is sinfer local running? "
                 "(start it with `sinfer local`, or pass --endpoint URL / set SINFER_API)"
             ) from None
-        raise CliError(f"cannot reach {endpoint}: {getattr(reason, 'strerror', None) or reason}") from None
+        why = getattr(reason, "strerror", None) or reason
+        raise UnreachableError(f"cannot reach {endpoint}: {why}") from None
     except TimeoutError:
-        raise CliError(f"{endpoint} did not answer within {timeout:g} s (--http-timeout)") from None
+        raise UnreachableError(f"{endpoint} did not answer within {timeout:g} s (--http-timeout)") from None
     except (ConnectionError, http.client.HTTPException) as exc:
-        raise CliError(f"the connection to {endpoint} failed: {exc}") from None
+        raise UnreachableError(f"the connection to {endpoint} failed: {exc}") from None
     with response:
         try:
             yield response
         except TimeoutError:
-            raise CliError(f"{endpoint} stopped sending for {timeout:g} s (--http-timeout)") from None
+            raise UnreachableError(f"{endpoint} stopped sending for {timeout:g} s (--http-timeout)") from None
         except (ConnectionResetError, ConnectionAbortedError, http.client.HTTPException) as exc:
-            raise CliError(f"the connection to {endpoint} failed: {exc}") from None
+            raise UnreachableError(f"the connection to {endpoint} failed: {exc}") from None
 
 
 def _fetch(request: urllib.request.Request, endpoint: str, timeout: float) -> bytes:
@@ -283,7 +289,8 @@ Action = Callable[[argparse.Namespace], int]
 
 
 def _guarded(action: Action) -> Action:
-    """A 4xx is the request's fault (one line, exit 2, via CliError); any other failure exits 1."""
+    """A 4xx is the request's fault (one line, exit 2, via CliError); any other failure, a
+    network one included, exits 1."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -291,6 +298,8 @@ def _guarded(action: Action) -> Action:
         except HttpError as exc:
             if 400 <= exc.status < 500:
                 raise CliError(str(exc)) from None
+            return fail(_COMMAND, str(exc))
+        except UnreachableError as exc:
             return fail(_COMMAND, str(exc))
 
     return run

@@ -1,7 +1,8 @@
 """``sinfer models list|describe|publish|pull``: look after the model stores.
 
 A store is a folder or an ``s3://`` prefix laid out as ``<name>/<version>/model.onnx`` plus an
-optional ``model.json`` (or a ``model.json`` alone for a Bedrock entry); see DESIGN.md.
+optional ``model.json`` (or a ``model.json`` alone for a Bedrock entry); see "The model
+package" in the README.
 
 ``publish`` is the only way models should enter a store: it loads the graph with the manifest
 first (an invalid ONNX file or a manifest that does not fit the graph never reaches a store),
