@@ -19,7 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from sinfer.local.stack import free_port
+from sinfer.local.lambda_runtime import function_environment
+from sinfer.local.stack import LocalStack, StackConfig, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -235,6 +236,27 @@ def test_demo_tour_passes_end_to_end() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "steps passed" in result.stdout
+
+
+def test_the_four_functions_share_one_service_name_in_the_stacks_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The template names each function's service (predict_api, s3_ingest, ...), but sinfer reads
+    # it once per process, at import: without a shell value, the first function imported named
+    # every function's logs and metrics "predict_api".
+    monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
+    stack = LocalStack(StackConfig())
+    overrides = {"Parameters": stack.environment}
+    for logical_id in (
+        "PredictApiFunction",
+        "S3IngestFunction",
+        "BatchSubmitFunction",
+        "BatchCollectFunction",
+    ):
+        spec = stack.template.function(logical_id)
+        assert spec.environment["POWERTOOLS_SERVICE_NAME"] != "sinfer"  # the deployed name
+        env = function_environment(spec, overrides, shell={})
+        assert env["POWERTOOLS_SERVICE_NAME"] == "sinfer", logical_id
 
 
 def test_free_port_is_bindable() -> None:

@@ -209,6 +209,9 @@ class LocalStack:
             "NOTIFY_TOPIC_ARN": self.topic_arn,
             "BATCH_BACKEND": "local",
             "POWERTOOLS_TRACE_DISABLED": "1",
+            # One process runs all four functions, and the service is read once, at import: one
+            # name for all (else the first function imported would name the others' logs).
+            "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "sinfer"),
             **c.extra_env,
         }
 
