@@ -1,6 +1,12 @@
 """Build the demo models from data sets that scikit-learn ships (nothing is downloaded).
 
     python models/build_models.py            # writes models/<name>/1/{model.onnx,model.json}
+    python models/build_models.py --check    # exits 1 if a rebuild would change the committed files
+
+The bytes are reproducible: the same scikit-learn, skl2onnx and onnx give the same files, and
+so the same ``sha256`` in ``model.json``. One thing in the breast_cancer conversion follows
+Python's hash seed (a rebuild gave one of two files), so the script runs itself with
+``PYTHONHASHSEED=1``, the seed of the committed files.
 
 * ``digits``: 8x8 handwritten digits (sklearn.datasets.load_digits). Takes 64 raw values in
   0..16, or a PNG/JPEG that the manifest's preprocessing turns into them (grey scale, resized
@@ -17,6 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +67,11 @@ def train_breast_cancer() -> tuple[
     return model, x_test, model.predict(x_test), list(data.feature_names), list(data.target_names)
 
 
-def _write(name: str, onnx_bytes: bytes, manifest: dict[str, Any]) -> Path:
-    folder = ROOT / name / "1"
+HASH_SEED = "1"
+
+
+def _write(name: str, onnx_bytes: bytes, manifest: dict[str, Any], root: Path) -> Path:
+    folder = root / name / "1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(onnx_bytes)
     manifest = {"name": name, "version": "1", **manifest, "sha256": hashlib.sha256(onnx_bytes).hexdigest()}
@@ -67,7 +79,7 @@ def _write(name: str, onnx_bytes: bytes, manifest: dict[str, Any]) -> Path:
     return folder
 
 
-def build_digits() -> Path:
+def build_digits(root: Path = ROOT) -> Path:
     model, _, _ = train_digits()
     onnx_model = convert_sklearn(
         model,
@@ -92,10 +104,11 @@ def build_digits() -> Path:
             "batch": {"max_batch_size": 1024},
             "batch_backend": "sagemaker",
         },
+        root,
     )
 
 
-def build_breast_cancer() -> Path:
+def build_breast_cancer(root: Path = ROOT) -> Path:
     model, _, _, columns, classes = train_breast_cancer()
     onnx_model = convert_sklearn(
         model,
@@ -114,14 +127,34 @@ def build_breast_cancer() -> Path:
             "batch": {"max_batch_size": 4096},
             "batch_backend": "sagemaker",
         },
+        root,
     )
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
+    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:  # see the module's docstring
+        env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
+        os.execve(sys.executable, [sys.executable, __file__, *argv], env)
+    if argv == ["--check"]:
+        with tempfile.TemporaryDirectory() as scratch:
+            stale = []
+            for build in (build_digits, build_breast_cancer):
+                folder = build(Path(scratch))
+                for file in sorted(folder.iterdir()):
+                    committed = ROOT / folder.relative_to(scratch) / file.name
+                    if not committed.is_file() or committed.read_bytes() != file.read_bytes():
+                        stale.append(str(committed.relative_to(ROOT.parent)))
+        for path in stale:
+            print(f"differs from a rebuild: {path}", file=sys.stderr)
+        return 1 if stale else 0
+    if argv:
+        print(__doc__, file=sys.stderr)
+        return 2
     for build in (build_digits, build_breast_cancer):
         folder = build()
         print(f"wrote {folder.relative_to(ROOT.parent)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
