@@ -235,7 +235,8 @@ def test_demo_tour_passes_end_to_end() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "steps passed" in result.stdout
+    assert "all 9 steps passed" in result.stdout
+    assert "edge: pull, then predict offline" in result.stdout  # every mode, the edge one too
 
 
 def test_the_four_functions_share_one_service_name_in_the_stacks_one_process(

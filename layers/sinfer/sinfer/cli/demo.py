@@ -5,8 +5,10 @@ to the API, boto3 against the local AWS endpoint — and checks what comes back:
 predictions for the image and tabular demo models, files uploaded to ``inputs/`` coming back as
 prediction files, a job through ``POST /jobs``, a file too large for Lambda going through the
 SageMaker Batch Transform path, and a foundation-model job through the Bedrock batch path (both
-answered by the local batch emulator). It ends with a summary table and exits non-zero, saying
-which step failed, if any did.
+answered by the local batch emulator). Last, the edge mode: ``sinfer models pull`` takes the
+model from the stack's S3 store (its sha256 checked), and ``sinfer predict``, in a process with
+no AWS endpoint or credentials, predicts a file with it. It ends with a summary table and exits
+non-zero, saying which step failed, if any did.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import argparse
 import csv
 import io
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sinfer.cli import CliError, Commands, help_text
@@ -300,6 +306,54 @@ class Tour:
             "outputs/claude_summarize/demo/tickets.jsonl.predictions.jsonl"
         )
 
+    def edge_offline(self) -> tuple[str, str]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        rows = range(1720, 1760)
+        with tempfile.TemporaryDirectory(prefix="sinfer-demo-edge-") as scratch:
+            folder = Path(scratch)
+            store = folder / "models"
+            aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+            self._cli("models", "pull", "digits", "--from", f"s3://{self.bucket}/models/", "--to", str(store),
+                      env=aws)  # fmt: skip
+            self.say(f"   pulled digits from s3://{self.bucket}/models/ into {store} (sha256 checked)")
+            data = folder / "digits.csv"
+            data.write_text(
+                "\n".join([",".join(f"p{i}" for i in range(64))]
+                          + [",".join(str(int(v)) for v in digits.data[r]) for r in rows]) + "\n"
+            )  # fmt: skip
+            out = folder / "digits.predictions.jsonl"
+            # offline: no endpoint, no credentials, no store but the pulled folder
+            self._cli(
+                "predict", str(store / "digits" / "1"), str(data), "-o", str(out), "--no-progress", env={}
+            )
+            lines = [json.loads(line) for line in out.read_text().splitlines()]
+        correct = sum(
+            line["prediction"]["label"] == str(digits.target[r]) for line, r in zip(lines, rows, strict=True)
+        )
+        self.say(f"   sinfer predict, offline, on {len(lines)} CSV rows: {correct} match the true digit")
+        if len(lines) != len(rows) or correct < 32:
+            raise DemoError(f"offline predict: {correct} of {len(lines)} lines right, for {len(rows)} rows")
+        return f"{correct}/{len(rows)} rows right, offline", "sinfer models pull + sinfer predict"
+
+    def _cli(self, *args: str, env: dict[str, str]) -> None:
+        """Run the sinfer CLI in its own process, with this environment less AWS's and the stack's
+        model store, plus ``env``."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MODEL_STORE"}
+        done = subprocess.run(  # noqa: S603 - this interpreter, our own CLI
+            [sys.executable, "-m", "sinfer.cli.main", *args],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=self.timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise DemoError(
+                f"sinfer {' '.join(args[:2])} exited {done.returncode}: {done.stderr.strip()[-300:]}"
+            )
+
     def notifications(self) -> tuple[str, str]:
         received = list(self.stack.notifications())
         statuses = sorted({str(n.get("status")) for n in received})
@@ -345,6 +399,7 @@ def run(args: argparse.Namespace) -> int:
             tour.run_step("batch: large file → SageMaker path", tour.batch_sagemaker)
             tour.run_step("batch: Bedrock-format job", tour.batch_bedrock)
             tour.run_step("notifications", tour.notifications)
+            tour.run_step("edge: pull, then predict offline", tour.edge_offline)
         except DemoError as exc:
             print(f"\nsinfer demo: FAILED: {exc}", file=sys.stderr)
             return 1
