@@ -20,11 +20,15 @@ from tests.unit import onnx_graphs
 def cpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Four CPUs in the affinity mask, no cgroup quota, no Lambda or override variables.
 
-    Returns the path standing in for /sys/fs/cgroup/cpu.max (absent until a test writes it).
+    Returns the path standing in for /sys/fs/cgroup/cpu.max (absent until a test writes it);
+    its folder stands in for /sys/fs/cgroup, and ``proc_cgroup`` for /proc/self/cgroup (absent).
     """
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    cpu_max = tmp_path / "cpu.max"
-    monkeypatch.setattr(session, "CGROUP_CPU_MAX", str(cpu_max))
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    cpu_max = root / "cpu.max"
+    monkeypatch.setattr(session, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(session, "PROC_CGROUP", str(tmp_path / "proc_cgroup"))
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
     monkeypatch.delenv("SINFER_THREADS", raising=False)
     return cpu_max
@@ -51,6 +55,36 @@ def test_cgroup_quota_bounds_the_thread_count(cpus: Path) -> None:
     cpus.write_text("150000 100000\n")  # 1.5 CPUs of quota → 2 threads
     assert available_cpus() == 2
     cpus.write_text("max 100000\n")
+    assert available_cpus() == 4
+
+
+def test_a_nested_cgroup_v2_quota_and_its_ancestors_bound_the_thread_count(cpus: Path) -> None:
+    # a systemd unit's CPUQuota, seen without a cgroup namespace: the process's own cgroup
+    (cpus.parent.parent / "proc_cgroup").write_text("0::/system.slice/app.service\n")
+    unit = cpus.parent / "system.slice" / "app.service"
+    unit.mkdir(parents=True)
+    (unit / "cpu.max").write_text("200000 100000\n")
+    assert available_cpus() == 2
+    (unit.parent / "cpu.max").write_text("100000 100000\n")  # the parent's binds its children
+    assert available_cpus() == 1
+
+
+def test_a_cgroup_v1_quota_bounds_the_thread_count(cpus: Path) -> None:
+    # docker --cpus=2.5 on a v1 (or hybrid) host: the cpu controller's cfs quota, at the root of
+    # the container's namespace or along its path
+    (cpus.parent.parent / "proc_cgroup").write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    folder = cpus.parent / "cpu,cpuacct" / "docker" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "cpu.cfs_quota_us").write_text("250000\n")
+    (folder / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus() == 3
+    (folder / "cpu.cfs_quota_us").write_text("-1\n")  # no quota
+    assert available_cpus() == 4
+
+
+def test_unreadable_cgroup_files_are_no_quota(cpus: Path) -> None:
+    (cpus.parent.parent / "proc_cgroup").write_text("garbage\n0::/../x\n1:cpu:\n")
+    cpus.write_text("0 100000\n")
     assert available_cpus() == 4
 
 
