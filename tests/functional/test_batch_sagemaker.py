@@ -537,3 +537,24 @@ def test_shards_share_one_package_and_fetch_the_model_once(
     assert fetched == ["digits:1"]
     orchestrator.submit(routed_job(aws, "inputs/digits/more.jsonl", scans(30), "digits"))
     assert fetched == ["digits:1"]
+
+
+def test_stopping_a_transform_job_names_it_and_leaves_one_that_ended(env: Settings) -> None:
+    # The call the sweeper makes for a job past SAGEMAKER_TIMEOUT_HOURS, as botocore validates it
+    # (moto has no StopTransformJob)
+    from sinfer.aws.sagemaker import stop_transform_job
+
+    client = boto3.client("sagemaker", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_response("stop_transform_job", {}, {"TransformJobName": "s3-abc-s0001"})
+    stub.add_client_error(  # what SageMaker answers for a job that has ended
+        "stop_transform_job", "ValidationException", "Transform job is not in progress", http_status_code=400
+    )
+    stub.add_client_error("stop_transform_job", "ThrottlingException", "Rate exceeded", http_status_code=400)
+    set_client("sagemaker", client)
+    with stub:
+        stop_transform_job("s3-abc-s0001")
+        stop_transform_job("s3-abc-s0001")  # ended meanwhile: nothing to do
+        with pytest.raises(Exception, match="ThrottlingException"):
+            stop_transform_job("s3-abc-s0001")  # anything else: the sweep tries again
+    stub.assert_no_pending_responses()

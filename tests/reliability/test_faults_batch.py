@@ -495,6 +495,43 @@ def test_lost_events_are_found_by_the_sweeper(batch: Callable[..., Batch], kind:
     assert run.aws.notifications() == []  # no second notification
 
 
+def test_a_transform_job_that_never_ends_is_stopped_at_the_deadline_and_reported(
+    batch: Callable[..., Batch],
+) -> None:
+    # GIVEN a SageMaker shard whose job runs and runs (Batch Transform has no timeout of its
+    # own), one attempt per record
+    run = batch("sagemaker", {(1, 1): Attempt("InProgress", MISSING, no_output_file=True)}, attempts=1)
+    orchestrator.submit(run.job_id, run.ctx)
+    shard_id = f"{run.job_id}-s0001"
+    orchestrator.sweep(run.ctx)
+    assert run.backend.status(_job(run, shard_id))[0] == "InProgress"  # young: left alone
+
+    # WHEN it has run past SAGEMAKER_TIMEOUT_HOURS (72), and the sweeper looks, twice
+    run.ctx.jobs.transition(
+        shard_id,
+        "SUBMITTED",
+        allowed_from=("SUBMITTED",),
+        fields={"submitted_at": "2020-01-01T00:00:00.000000Z"},
+    )
+    orchestrator.sweep(run.ctx)
+    orchestrator.sweep(run.ctx)
+
+    # THEN it was stopped, once, and its records are reported saying why; the file is merged
+    assert run.backend.status(_job(run, shard_id)) == ("Stopped", "")
+    stopped = _job(run, shard_id)
+    assert stopped.status == "FAILED"
+    assert stopped.error == "stopped by sinfer: still running after SAGEMAKER_TIMEOUT_HOURS (72 h)"
+    run.merged({4: "not_processed", 5: "not_processed", 6: "not_processed", 7: "not_processed"})
+    message = run.aws.lines(outputs(run.key)[0])[4]["error"]["message"]
+    assert "Stopped (stopped by sinfer: still running after SAGEMAKER_TIMEOUT_HOURS (72 h))" in message
+
+
+def _job(run: Batch, job_id: str) -> Job:
+    job = run.ctx.jobs.get(job_id)
+    assert job is not None
+    return job
+
+
 def test_an_event_for_a_job_sinfer_does_not_own_is_ignored(batch: Callable[..., Batch]) -> None:
     run = batch("sagemaker")
     for event in (

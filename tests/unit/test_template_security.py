@@ -365,7 +365,10 @@ def test_only_the_sweeper_reads_batch_jobs_back() -> None:
         "sagemaker:DescribeModel",
     }
     assert {"bedrock:GetModelInvocationJob"} <= _granted("BatchCollectFunctionRole", "bedrock:")
-    assert {"sagemaker:DescribeTransformJob"} <= _granted("BatchCollectFunctionRole", "sagemaker:")
+    # (and stops a transform job past SAGEMAKER_TIMEOUT_HOURS: Batch Transform has no timeout)
+    assert {"sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"} <= _granted(
+        "BatchCollectFunctionRole", "sagemaker:"
+    )
 
 
 def test_object_versions_are_readable_only_where_events_name_them() -> None:

@@ -58,6 +58,7 @@ class Settings:
     sagemaker_instance_type: str
     sagemaker_max_records: int
     sagemaker_max_file_bytes: int
+    sagemaker_timeout_hours: int
     sagemaker_max_payload_mb: int
 
     @property
@@ -101,6 +102,7 @@ def settings() -> Settings:
         sagemaker_max_records=_int("SAGEMAKER_MAX_RECORDS", 500_000),
         sagemaker_max_file_bytes=_int("SAGEMAKER_MAX_FILE_BYTES", 1_000_000_000),
         sagemaker_max_payload_mb=_int("SAGEMAKER_MAX_PAYLOAD_MB", 6),
+        sagemaker_timeout_hours=_int("SAGEMAKER_TIMEOUT_HOURS", 72),
     )
 
 

@@ -72,6 +72,15 @@ def create_transform_job(
     return name
 
 
+def stop_transform_job(name: str) -> None:
+    """Ask SageMaker to stop a transform job (it ends Stopped). One already ended is left as it is."""
+    try:
+        client("sagemaker").stop_transform_job(TransformJobName=name)
+    except Exception as exc:
+        if _code(exc) != "ValidationException":  # (what SageMaker answers for a job that ended)
+            raise
+
+
 def describe_transform_job(name: str) -> TransformJob:
     response = client("sagemaker").describe_transform_job(TransformJobName=name)
     return TransformJob(

@@ -205,6 +205,9 @@ class SageMakerBackend:
         job = sagemaker_api.describe_transform_job(shard.job_id)
         return job.status, job.message
 
+    def stop(self, shard: Job) -> None:
+        sagemaker_api.stop_transform_job(shard.job_id)
+
 
 def bedrock_event(name: str, arn: str, status: str, message: str = "") -> dict[str, Any]:
     """A "Batch Inference Job State Change" event as EventBridge delivers it."""
@@ -361,6 +364,12 @@ class LocalBackend:
 
     def status(self, shard: Job) -> tuple[str, str]:
         return self._status.get(shard.job_id, ("InProgress", ""))
+
+    def stop(self, shard: Job) -> None:
+        """As StopTransformJob: a job still running ends Stopped (one that ended stays as it is)."""
+        if self.status(shard)[0] == "InProgress":
+            self._status[shard.job_id] = ("Stopped", "")
+            self._emit(sagemaker_event(shard.job_id, "Stopped"))
 
 
 def _post_lines(url: str, lines: list[bytes], writer: Any) -> None:

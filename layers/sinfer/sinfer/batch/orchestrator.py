@@ -600,6 +600,7 @@ def _finish_shard(
     """Collect a shard once: count its outcomes, queue a retry of what failed, mark it terminal."""
     if not ctx.jobs.transition(shard.job_id, "COLLECTING", allowed_from=allowed_from):
         return False  # a duplicate or late event: someone collected it already
+    message = message or str(shard.extra.get("stop_reason") or "")  # (a job sinfer stopped)
     outcomes = _read_outcomes(shard, target)
     sent = int(shard.records or 0)
     if target.kind == "sagemaker" and outcomes.files and outcomes.answered != sent:
@@ -1060,10 +1061,35 @@ def _poll(shard: Job, target: Target, stale: float, ctx: Context) -> int:
         if not _stuck(shard, stale):
             return 0
         return int(_run_realtime(shard.job_id, target, ctx))
-    status, message = ctx.backend_for(target).status(shard)
+    backend = ctx.backend_for(target)
+    status, message = backend.status(shard)
     if not StateChange(target.kind, shard.job_id, status, message).terminal:
+        if isinstance(backend, SageMakerBackend | LocalBackend) and target.kind == "sagemaker":
+            _stop_if_overdue(shard, backend, ctx)
         return 0
     return int(_finish_shard(shard, status, message, target, ctx, allowed_from=("SUBMITTED",)))
+
+
+def _stop_if_overdue(shard: Job, backend: SageMakerBackend | LocalBackend, ctx: Context) -> None:
+    """Batch Transform has no job timeout: stop one running past SAGEMAKER_TIMEOUT_HOURS, once.
+    It ends Stopped, and is collected as any stopped job (its records retried, then reported)."""
+    hours = ctx.config.sagemaker_timeout_hours
+    started = str(shard.extra.get("submitted_at") or "")
+    if not started or shard.extra.get("stop_requested_at") or time.time() - _epoch(started) < hours * 3600:
+        return
+    reason = f"stopped by sinfer: still running after SAGEMAKER_TIMEOUT_HOURS ({hours} h)"
+    logger.warning("transform job overdue: stopping it", extra={"shard": shard.job_id, "hours": hours})
+    # (recorded first: the Stopped event may be collected before this returns)
+    fields = {"stop_requested_at": now_iso(), "stop_reason": reason}
+    if not ctx.jobs.transition(shard.job_id, "SUBMITTED", allowed_from=("SUBMITTED",), fields=fields):
+        return  # collected meanwhile
+    try:
+        backend.stop(shard)
+    except Exception:
+        # asked again at the next sweep
+        again = {"stop_requested_at": ""}
+        ctx.jobs.transition(shard.job_id, "SUBMITTED", allowed_from=("SUBMITTED",), fields=again)
+        raise
 
 
 def _stuck(job: Job, before: float) -> bool:
