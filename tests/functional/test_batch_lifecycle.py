@@ -698,7 +698,7 @@ def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: 
     # THEN each object became one batch job, its results beside the other outputs
     assert len(result["jobs"]) == 2
     for name, body in (("a", first), ("b", second)):
-        merged = aws.lines(f"outputs/scheduled/2026-01-01/{name}.jsonl.predictions.jsonl")
+        merged = aws.lines(f"outputs/digits/scheduled/2026-01-01/{name}.jsonl.predictions.jsonl")
         assert_same_as_direct(merged, direct(body))
         head = aws.s3.head_object(Bucket=aws.bucket, Key=f"scheduled/2026-01-01/{name}.jsonl")
         assert (

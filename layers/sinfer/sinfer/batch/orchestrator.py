@@ -769,12 +769,12 @@ def _named_by_id(message: str, record_id: Any) -> str:
     return message if found is None else f"record {record_id!r}{message[found.end() :]}"
 
 
-def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
+def output_keys(input_key: str, model: str, config: Settings) -> tuple[str, str]:
     from sinfer.jobs.ingest import ObjectLayout
 
     layout = ObjectLayout.of(input_key, config)
-    if layout is None:  # a scheduled run over another prefix: results beside the others
-        base = f"{config.output_prefix}{input_key}"
+    if layout is None:  # a scheduled run over another prefix: under the model's, as the others
+        base = f"{config.output_prefix}{model}/{input_key}"
         return f"{base}.predictions.jsonl", f"{base}.summary.json"
     return layout.output_key, layout.summary_key
 
@@ -785,7 +785,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
 
     target = target_for(parent, ctx)
     source = s3.S3Uri.parse(parent.input)
-    output_key, summary_key = output_keys(source.key, ctx.config)
+    output_key, summary_key = output_keys(source.key, parent.model, ctx.config)
     writer = S3JsonlWriter(ctx.config.data_bucket, output_key)
     counts = {"records": 0, "predictions": 0, "errors": 0}
     tokens = [0, 0]
@@ -963,7 +963,7 @@ def _fail_parent(
 
     fields: dict[str, Any] = {"error": message}
     if not message.startswith("superseded:"):
-        summary_key = output_keys(s3.S3Uri.parse(job.input).key, ctx.config)[1]
+        summary_key = output_keys(s3.S3Uri.parse(job.input).key, job.model, ctx.config)[1]
         summary = _file_summary(
             job,
             "FAILED",
