@@ -69,6 +69,22 @@ def test_model_metadata_comes_from_the_graph(call_api: CallApi) -> None:
     assert call_api("GET", "/v2/models/digits/versions/1/ready").status == 200
 
 
+def test_a_zipmap_outputs_metadata_has_the_shape_its_answers_have(call_api: CallApi) -> None:
+    # skl2onnx's ZipMap (a sequence of maps) travels as BYTES, one JSON document per instance
+    meta = _json(call_api("GET", "/v2/models/breast_cancer"))
+    _, x_test, _, _, _ = train_breast_cancer()
+    request = {
+        "inputs": [{"name": "features", "shape": [3, 30], "datatype": "FP32", "data": x_test[:3].tolist()}]
+    }
+    answer = _json(call_api("POST", "/v2/models/breast_cancer/infer", request))
+    declared = {o["name"]: (o["datatype"], o["shape"]) for o in meta["outputs"]}
+    assert declared == {"output_label": ("INT64", [-1]), "output_probability": ("BYTES", [-1])}
+    for output in answer["outputs"]:
+        datatype, shape = declared[output["name"]]
+        assert output["datatype"] == datatype
+        assert [3 if d == -1 else d for d in shape] == output["shape"]
+
+
 def test_lists_models(call_api: CallApi) -> None:
     # foundation-model entries (model.json only) are listed too: they take batch jobs
     models = ["breast_cancer", "claude_summarize", "digits", "titan_embed"]

@@ -51,7 +51,10 @@ class TensorSpec(NamedTuple):
         return v2_datatype(self.dtype)
 
     def v2_shape(self) -> list[int]:
-        """Shape for OIP metadata: -1 for dynamic dimensions."""
+        """Shape for OIP metadata: -1 for dynamic dimensions. A sequence (skl2onnx's ZipMap)
+        travels as a BYTES tensor of one item per instance: ``[-1]``."""
+        if self.shape is None and self.onnx_type.startswith("seq("):
+            return [-1]
         return [-1 if d is None else d for d in (self.shape or ())]
 
     def describe(self) -> str:
