@@ -214,6 +214,37 @@ def test_v2_binary_data_output_is_a_default_each_output_may_override(call_api: C
     assert proba_out["parameters"]["binary_data_size"] > 0
 
 
+@pytest.mark.parametrize(
+    ("parameters", "outputs", "named"),
+    [
+        ({"binary_data_output": "false"}, None, "parameters.binary_data_output"),
+        (
+            {},
+            [{"name": "output_label", "parameters": {"binary_data": "false"}}],
+            "outputs[0].parameters.binary_data",
+        ),
+        (
+            {},
+            [{"name": "output_label", "parameters": {"binary_data": 0}}],
+            "outputs[0].parameters.binary_data",
+        ),
+    ],
+)
+def test_v2_binary_flags_that_are_not_booleans_are_a_400(
+    call_api: CallApi, parameters: dict[str, Any], outputs: Any, named: str
+) -> None:
+    # bool("false") is true: a client opting out with a string got binary data
+    request: dict[str, Any] = {
+        "inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [0.0] * 30}],
+        "parameters": parameters,
+    }
+    if outputs is not None:
+        request["outputs"] = outputs
+    response = call_api("POST", "/v2/models/breast_cancer/infer", request)
+    assert response.status == 400
+    assert _json(response)["error"].startswith(f"{named} must be true or false, got ")
+
+
 def test_v2_bytes_elements_are_length_prefixed(call_api: CallApi) -> None:
     # The binary request path for BYTES is exercised with a malformed element length.
     header = json.dumps(

@@ -474,9 +474,9 @@ def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
 def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
     aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN 102 reviews (a job of 100 and a remainder of 2), one attempt per record, and
-    # records that InvokeModel answers too slowly for any run to finish within a Lambda's time
-    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100, BATCH_MAX_ATTEMPTS=1)
+    # GIVEN 102 reviews (a job of 100 and a remainder of 2), and records that InvokeModel
+    # answers too slowly for any run to finish within a Lambda's time
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100)
     job_id = routed_job(aws, KEY, reviews(102), MODEL)
     expect_submit(bedrock, aws, f"{job_id}-s0000")
     runs: list[str] = []
@@ -499,12 +499,15 @@ def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
         # (through the handler, which flushes the SweepFailures each dying run counts)
         batch_collect(load_event("batch/sweep.json"), FakeLambdaContext())
 
-    # THEN it ran three times in all, then was given up: FAILED, saying why
+    # THEN it ran three times in all, then was given up: FAILED, saying why, and not retried
+    # (attempts remained, but a retry would run the same records the same way)
     bedrock.assert_all_called()
     assert runs == [remainder] * 3
     given_up = shard(aws, remainder)
     assert given_up.status == "FAILED"
     assert "gave up after 3 runs of its records through InvokeModel" in given_up.error
+    assert given_up.extra["retry"] == ""
+    assert not aws.keys(f"batch/{job_id}/s0001-r1/")
 
     # WHEN the job completes, THEN its records are merged and the remainder's are reported
     answer(aws, f"{job_id}-s0000")
@@ -698,7 +701,7 @@ def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: 
     # THEN each object became one batch job, its results beside the other outputs
     assert len(result["jobs"]) == 2
     for name, body in (("a", first), ("b", second)):
-        merged = aws.lines(f"outputs/digits/scheduled/2026-01-01/{name}.jsonl.predictions.jsonl")
+        merged = aws.lines(f"outputs/scheduled/2026-01-01/{name}.jsonl.predictions.jsonl")
         assert_same_as_direct(merged, direct(body))
         head = aws.s3.head_object(Bucket=aws.bucket, Key=f"scheduled/2026-01-01/{name}.jsonl")
         assert (
@@ -714,6 +717,11 @@ def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: 
     assert again["jobs"] == []
     assert aws.notifications() == []
     assert "refusing" in handle_submit({**event, "prefix": "outputs/"})["error"]
+    # a prefix named like a model: its results (outputs/<key>) would be that model's uploads'
+    aws.put("breast_cancer/2026/a.jsonl", first)
+    refused = handle_submit({**event, "prefix": "breast_cancer/2026/"})
+    assert "must not start with a model's name ('breast_cancer')" in refused["error"]
+    assert aws.keys("outputs/breast_cancer/") == []
 
 
 def test_handle_collect_ignores_what_is_not_its_business(aws: AwsStack, configure: Configure) -> None:

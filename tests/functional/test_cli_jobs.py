@@ -278,6 +278,10 @@ def recorder() -> Iterator[Recorder]:
             self.end_headers()
             self.wfile.write(payload)
 
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
+
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
@@ -321,6 +325,23 @@ def test_requests_are_unsigned_by_default_and_a_403_suggests_sigv4(
     assert code == 2
     assert "authorization" not in {k.lower() for k in recorder.requests[0]["headers"]}
     assert "HTTP 403: Missing Authentication Token (an IAM-auth API: add --sigv4)" in err
+
+
+def test_an_upload_that_cannot_reach_its_url_names_the_job_it_leaves_pending(
+    recorder: Recorder, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # GIVEN an API that creates the job, and an upload URL nothing answers at
+    recorder.status = 202
+    dead = f"http://127.0.0.1:{free_port()}/upload"
+    recorder.body = {"job_id": "job-abc123", "status": "PENDING", "upload_url": dead}
+    data = tmp_path / "rows.jsonl"
+    data.write_text("[1]\n")
+
+    code, _, err = cli(capsys, "jobs", "submit", "digits", "--file", str(data), "--endpoint", recorder.url)
+
+    # THEN it exits 1, naming the job the API made, which waits for an upload
+    assert code == 1
+    assert f"job-abc123: uploading {data} failed: cannot connect to 127.0.0.1:" in err
 
 
 def test_a_server_error_exits_1(recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:

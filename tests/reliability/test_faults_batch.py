@@ -365,10 +365,13 @@ def test_lines_for_records_a_shard_did_not_send_are_not_its_own(batch: Callable[
     # WHEN the events arrive
     _deliver_held(run, lambda events: events)
 
-    # THEN the shard counts the 4 records it sent, and the file is whole
+    # THEN the shard counts the 4 records it sent, and their tokens once, and the file is whole
     shard = run.ctx.jobs.get(f"{run.job_id}-s0000")
     assert shard is not None
     assert (shard.records, shard.predictions, shard.errors) == (4, 4, 0)
+    sent_tokens = sum(json.loads(line)["modelOutput"]["inputTextTokenCount"] for line in lines)
+    assert sent_tokens > 0
+    assert shard.extra["input_tokens"] == sent_tokens
     run.merged()
 
 
@@ -506,17 +509,21 @@ def test_a_transform_job_that_never_ends_is_stopped_at_the_deadline_and_reported
     orchestrator.sweep(run.ctx)
     assert run.backend.status(_job(run, shard_id))[0] == "InProgress"  # young: left alone
 
-    # WHEN it has run past SAGEMAKER_TIMEOUT_HOURS (72), and the sweeper looks, twice
-    run.ctx.jobs.transition(
-        shard_id,
-        "SUBMITTED",
-        allowed_from=("SUBMITTED",),
-        fields={"submitted_at": "2020-01-01T00:00:00.000000Z"},
-    )
+    # WHEN it has run past SAGEMAKER_TIMEOUT_HOURS (72), and the sweeper looks, twice, while
+    # the job takes its time to stop (SageMaker's "Stopping")
+    _overdue(run, shard_id)
+    stops: list[str] = []
+    stop = run.backend.stop
+    run.backend.stop = lambda shard: stops.append(shard.job_id)  # type: ignore[method-assign]
     orchestrator.sweep(run.ctx)
+    orchestrator.sweep(run.ctx)
+    assert stops == [shard_id]  # asked once
+
+    # ... and then it stops
+    stop(_job(run, shard_id))
     orchestrator.sweep(run.ctx)
 
-    # THEN it was stopped, once, and its records are reported saying why; the file is merged
+    # THEN its records are reported saying why; the file is merged
     assert run.backend.status(_job(run, shard_id)) == ("Stopped", "")
     stopped = _job(run, shard_id)
     assert stopped.status == "FAILED"
@@ -524,6 +531,35 @@ def test_a_transform_job_that_never_ends_is_stopped_at_the_deadline_and_reported
     run.merged({4: "not_processed", 5: "not_processed", 6: "not_processed", 7: "not_processed"})
     message = run.aws.lines(outputs(run.key)[0])[4]["error"]["message"]
     assert "Stopped (stopped by sinfer: still running after SAGEMAKER_TIMEOUT_HOURS (72 h))" in message
+
+
+def test_a_job_asked_to_stop_that_completes_on_its_own_is_not_said_to_be_stopped(
+    batch: Callable[..., Batch],
+) -> None:
+    # GIVEN a SageMaker shard past the deadline that sinfer asks to stop, but which completes
+    # on its own (SageMaker answers a ValidationException, swallowed, for a job that ended)
+    run = batch("sagemaker", {(0, 1): Attempt("InProgress")})
+    orchestrator.submit(run.job_id, run.ctx)
+    shard_id = f"{run.job_id}-s0000"
+    _overdue(run, shard_id)
+    run.backend.stop = lambda shard: None  # type: ignore[method-assign]
+    orchestrator.sweep(run.ctx)
+    assert _job(run, shard_id).extra["stop_reason"]
+
+    # WHEN it completes, whole
+    run.backend._status[shard_id] = ("Completed", "")
+    orchestrator.sweep(run.ctx)
+
+    # THEN it is collected as completed, with no "stopped by sinfer" about it
+    completed = _job(run, shard_id)
+    assert (completed.status, completed.error) == ("COMPLETED", "")
+    run.merged()
+
+
+def _overdue(run: Batch, shard_id: str) -> None:
+    """The shard's job submitted long ago: past SAGEMAKER_TIMEOUT_HOURS."""
+    stamp = {"submitted_at": "2020-01-01T00:00:00.000000Z"}
+    assert run.ctx.jobs.transition(shard_id, "SUBMITTED", allowed_from=("SUBMITTED",), fields=stamp)
 
 
 def _job(run: Batch, job_id: str) -> Job:

@@ -83,8 +83,18 @@ def test_a_cgroup_v1_quota_bounds_the_thread_count(cpus: Path) -> None:
 
 
 def test_unreadable_cgroup_files_are_no_quota(cpus: Path) -> None:
-    (cpus.parent.parent / "proc_cgroup").write_text("garbage\n0::/../x\n1:cpu:\n")
+    (cpus.parent.parent / "proc_cgroup").write_text("garbage\n1:cpu:\n")
     cpus.write_text("0 100000\n")
+    assert available_cpus() == 4
+
+
+def test_a_cgroup_outside_the_namespace_is_not_read_as_one_under_the_mount(cpus: Path) -> None:
+    # "/../batch": this process's cgroup lies outside the namespace the mount shows; the mount's
+    # "batch" is another cgroup that happens to share the name
+    (cpus.parent.parent / "proc_cgroup").write_text("0::/../batch\n")
+    other = cpus.parent / "batch"
+    other.mkdir()
+    (other / "cpu.max").write_text("100000 100000\n")
     assert available_cpus() == 4
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from sinfer.aws import s3
 from sinfer.batch import orchestrator
 from sinfer.config import settings
+from sinfer.inference.registry import default_registry
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
 from sinfer.observability import logger, metrics
@@ -46,6 +47,12 @@ def scheduled_run(prefix: str, model: str) -> dict[str, Any]:
         return {"error": "a scheduled run needs 'prefix' and 'model'"}
     if prefix.startswith(config.output_prefix):
         return {"error": f"refusing to read {config.output_prefix}: outputs never trigger work"}
+    first = prefix.split("/", 1)[0]
+    models = set(default_registry().store.list_models())
+    if first in models:
+        # (results go to outputs/<key>, where those of uploads to inputs/<first>/ go too)
+        return {"error": f"a schedule prefix must not start with a model's name ({first!r}): its results "
+                f"would overwrite those of uploads to {config.input_prefix}{first}/"}  # fmt: skip
     jobs = JobStore.of(config)
     created = []
     for key in s3.list_keys(config.data_bucket, prefix):

@@ -29,7 +29,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,7 +328,8 @@ def _run_realtime(shard_id: str, target: Target, ctx: Context) -> bool:
             f"gave up after {MAX_REALTIME_RUNS} runs of its records through InvokeModel, none of "
             f"which finished within {REALTIME_LEASE_SECONDS} s (a Lambda function's longest run)"
         )
-        _finish_shard(shard, "Failed", message, target, ctx, allowed_from=("SUBMITTED",))
+        # (not retried: a retry would run the same records the same way)
+        _finish_shard(shard, "Failed", message, target, ctx, allowed_from=("SUBMITTED",), retry=False)
         return True
     emulate = isinstance(ctx.backend, LocalBackend)
     realtime_bedrock(shard, target.entry, ctx.config, emulate=emulate)
@@ -445,13 +446,23 @@ class ShardOutcomes:
     output_tokens: int = 0
     files: int = 0  # output files read
     answered: int = 0  # their lines that were not blank
+    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)  # of each record's kept line
 
-    def keep(self, key: str, outcome: tuple[Any, dict[str, str] | None]) -> None:
+    def keep(
+        self, key: str, outcome: tuple[Any, dict[str, str] | None], tokens: tuple[int, int] = (0, 0)
+    ) -> None:
         """Record a line's outcome. A success is final: a repeated line for the same record (a
         service may write one twice) replaces an error, and an error never replaces a success."""
         current = self.lines.get(key)
         if current is None or current[1] is not None:
             self.lines[key] = outcome
+            self.tokens[key] = tokens
+
+    def count_tokens(self, keys: Iterable[str]) -> None:
+        """The token totals of these records' kept lines (a repeated or stray line counts none)."""
+        counted = [self.tokens.get(key, (0, 0)) for key in keys]
+        self.input_tokens = sum(tokens[0] for tokens in counted)
+        self.output_tokens = sum(tokens[1] for tokens in counted)
 
 
 def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
@@ -489,9 +500,9 @@ def _read_outcomes(shard: Job, target: Target) -> ShardOutcomes:
                 except (SinferError, ModelOutputError) as exc:
                     found.keep(record.record_id, (None, {"code": exc.code, "message": exc.message}))
                     continue
-                found.input_tokens += parsed.input_tokens
-                found.output_tokens += parsed.output_tokens
-                found.keep(record.record_id, (parsed.prediction, None))
+                found.keep(
+                    record.record_id, (parsed.prediction, None), (parsed.input_tokens, parsed.output_tokens)
+                )
         return found
     # SageMaker: <input key>.out, one line per input line, in order. A blank line answers
     # nothing: the container writes none, but AssembleWith=Line may end each response with a
@@ -552,7 +563,9 @@ def _collected_outcomes(shard: Job, target: Target) -> ShardOutcomes:
     outcomes were saved) read from the backend's output again."""
     key = shard.extra.get("outcomes_key")
     if not key:
-        return _read_outcomes(shard, target)
+        outcomes = _read_outcomes(shard, target)
+        outcomes.count_tokens(outcomes.lines)
+        return outcomes
     found = ShardOutcomes(
         input_tokens=int(shard.extra.get("input_tokens") or 0),
         output_tokens=int(shard.extra.get("output_tokens") or 0),
@@ -595,12 +608,21 @@ def _position_keys(shard: Job) -> Iterator[str]:
 
 
 def _finish_shard(
-    shard: Job, status: str, message: str, target: Target, ctx: Context, *, allowed_from: tuple[str, ...]
+    shard: Job,
+    status: str,
+    message: str,
+    target: Target,
+    ctx: Context,
+    *,
+    allowed_from: tuple[str, ...],
+    retry: bool = True,
 ) -> bool:
-    """Collect a shard once: count its outcomes, queue a retry of what failed, mark it terminal."""
+    """Collect a shard once: count its outcomes, queue a retry of what failed (unless ``retry``
+    is false: what failed would fail the same way), mark it terminal."""
     if not ctx.jobs.transition(shard.job_id, "COLLECTING", allowed_from=allowed_from):
         return False  # a duplicate or late event: someone collected it already
-    message = message or str(shard.extra.get("stop_reason") or "")  # (a job sinfer stopped)
+    if status == "Stopped" and not message:  # a job sinfer stopped says why
+        message = str(shard.extra.get("stop_reason") or "")
     outcomes = _read_outcomes(shard, target)
     sent = int(shard.records or 0)
     if target.kind == "sagemaker" and outcomes.files and outcomes.answered != sent:
@@ -626,14 +648,15 @@ def _finish_shard(
         if outcome is None or outcome[1] is not None:
             failed.append((key, raw))
     outcomes.lines = kept
+    outcomes.count_tokens(kept)
     # Only what may succeed next time is retried: records the job never reached, and Bedrock's
     # throttling and service faults (429, 5xx). Another 4xx, or the model's own verdict on a
     # record (SageMaker error lines), would fail the same way again.
     retryable = [(key, raw) for key, raw in failed if _retryable(outcomes.lines.get(key))]
     attempt = int(shard.extra.get("attempt", 1))
-    retry_id = ""
-    if retryable and attempt < ctx.config.batch_max_attempts:
-        retry_id = _queue_retry(shard, retryable, attempt + 1, target, ctx)
+    retry_id, run_now = "", False
+    if retry and retryable and attempt < ctx.config.batch_max_attempts:
+        retry_id, run_now = _queue_retry(shard, retryable, attempt + 1, target, ctx)
     ok = status in ("Completed", "PartiallyCompleted")
     outcomes_key = _save_outcomes(shard, outcomes)
     ctx.jobs.transition(
@@ -656,6 +679,8 @@ def _finish_shard(
         "shard collected",
         extra={"shard": shard.job_id, "backend_status": status, "failed": len(failed), "retry": retry_id},
     )
+    if run_now:  # a retry under Bedrock's job minimum, run once this shard is done
+        _run_realtime(retry_id, target, ctx)
     return True
 
 
@@ -675,8 +700,9 @@ def _retryable(outcome: tuple[Any, dict[str, str] | None] | None) -> bool:
 
 def _queue_retry(
     shard: Job, failed: list[tuple[str, bytes]], attempt: int, target: Target, ctx: Context
-) -> str:
-    """A new shard holding only the failed records (same keys, so the merge can join them)."""
+) -> tuple[str, bool]:
+    """A new shard holding only the failed records (same keys, so the merge can join them):
+    its id, and whether it is a real-time one this call created, for the caller to run."""
     parent, index = str(shard.extra["parent"]), int(shard.extra["shard"])
     name = f"s{index:04d}-r{attempt - 1}"
     retry_id = f"{parent}-{name}"
@@ -711,9 +737,8 @@ def _queue_retry(
             **extra,
         },
     )
-    if ctx.jobs.create(retry) and realtime:
-        _run_realtime(retry_id, target, ctx)
-    return retry_id
+    created = ctx.jobs.create(retry)
+    return retry_id, created and realtime
 
 
 # --- merge -----------------------------------------------------------------------------------------
@@ -769,12 +794,15 @@ def _named_by_id(message: str, record_id: Any) -> str:
     return message if found is None else f"record {record_id!r}{message[found.end() :]}"
 
 
-def output_keys(input_key: str, model: str, config: Settings) -> tuple[str, str]:
+def output_keys(input_key: str, config: Settings) -> tuple[str, str]:
     from sinfer.jobs.ingest import ObjectLayout
 
     layout = ObjectLayout.of(input_key, config)
-    if layout is None:  # a scheduled run over another prefix: under the model's, as the others
-        base = f"{config.output_prefix}{model}/{input_key}"
+    if layout is None:
+        # A scheduled run over another prefix: beside the models' folders, at the object's key.
+        # Under outputs/<model>/ it would take the key of the results of an upload to
+        # inputs/<model>/<that key>, and the two files would overwrite each other's results.
+        base = f"{config.output_prefix}{input_key}"
         return f"{base}.predictions.jsonl", f"{base}.summary.json"
     return layout.output_key, layout.summary_key
 
@@ -785,7 +813,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
 
     target = target_for(parent, ctx)
     source = s3.S3Uri.parse(parent.input)
-    output_key, summary_key = output_keys(source.key, parent.model, ctx.config)
+    output_key, summary_key = output_keys(source.key, ctx.config)
     writer = S3JsonlWriter(ctx.config.data_bucket, output_key)
     counts = {"records": 0, "predictions": 0, "errors": 0}
     tokens = [0, 0]
@@ -963,7 +991,7 @@ def _fail_parent(
 
     fields: dict[str, Any] = {"error": message}
     if not message.startswith("superseded:"):
-        summary_key = output_keys(s3.S3Uri.parse(job.input).key, job.model, ctx.config)[1]
+        summary_key = output_keys(s3.S3Uri.parse(job.input).key, ctx.config)[1]
         summary = _file_summary(
             job,
             "FAILED",
@@ -1087,7 +1115,7 @@ def _stop_if_overdue(shard: Job, backend: SageMakerBackend | LocalBackend, ctx: 
         backend.stop(shard)
     except Exception:
         # asked again at the next sweep
-        again = {"stop_requested_at": ""}
+        again = {"stop_requested_at": "", "stop_reason": ""}
         ctx.jobs.transition(shard.job_id, "SUBMITTED", allowed_from=("SUBMITTED",), fields=again)
         raise
 

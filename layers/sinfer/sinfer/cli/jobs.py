@@ -388,7 +388,7 @@ def run_submit(args: argparse.Namespace) -> int:
         _info(f"{job_id}: uploading {args.file} ({args.file.stat().st_size:,} bytes)")
         try:
             _upload(url, args.file, api.timeout)
-        except (HttpError, CliError) as exc:  # the job stays PENDING: say which one it was
+        except (HttpError, CliError, UnreachableError) as exc:  # the job stays PENDING: say which
             return fail(_COMMAND, f"{job_id}: uploading {args.file} failed: {exc}")
     _info(f"submitted {job_id} ({model}); `sinfer jobs wait {job_id}` waits for it")
     if args.wait:
@@ -482,7 +482,7 @@ def run_results(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `sinfer jobs results ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except OSError as exc:  # writing -o FILE (network failures are CliErrors by now)
+    except OSError as exc:  # writing -o FILE (network failures are UnreachableErrors by now)
         return fail(_COMMAND, f"cannot write {args.output}: {exc.strerror or exc}")
     if args.output is not None:
         _info(f"{args.job_id}: wrote {args.output}")

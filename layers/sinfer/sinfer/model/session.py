@@ -48,7 +48,9 @@ def cgroup_cpu_quotas() -> list[int]:
         fields = entry.split(":", 2)
         if len(fields) != 3:
             continue
-        parts = [part for part in fields[2].split("/") if part and part != ".."]
+        if ".." in fields[2].split("/"):  # outside this cgroup namespace: not a path under the mount
+            continue
+        parts = [part for part in fields[2].split("/") if part]
         folders = [os.path.join(*parts[:depth]) for depth in range(1, len(parts) + 1)]
         if fields[0] == "0" and not fields[1]:  # the v2 hierarchy
             v2 += [os.path.join(CGROUP_ROOT, folder, "cpu.max") for folder in folders]

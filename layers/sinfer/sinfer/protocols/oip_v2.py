@@ -108,14 +108,14 @@ def decode_request(body: bytes, header_length: int | None) -> InferRequest:
             if not isinstance(out, dict) or not isinstance(out.get("name"), str):
                 raise BadRequestError(f"outputs[{index}]: expected an object with a 'name'")
             out_params = _params(out.get("parameters"), f"outputs[{index}].parameters")
-            asked = out_params.get("binary_data")
-            outputs.append(RequestedOutput(out["name"], None if asked is None else bool(asked)))
+            asked = _flag(out_params.get("binary_data"), f"outputs[{index}].parameters.binary_data")
+            outputs.append(RequestedOutput(out["name"], asked))
     request_id = doc.get("id")
     return InferRequest(
         inputs=inputs,
         id=str(request_id) if request_id is not None else None,
         outputs=outputs,
-        binary_output=bool(params.get("binary_data_output", False)),
+        binary_output=bool(_flag(params.get("binary_data_output"), "parameters.binary_data_output")),
         parameters=params,
     )
 
@@ -173,6 +173,14 @@ def _from_json(data: Any, shape: list[int], datatype: str, where: str) -> np.nda
             f"{where}: shape {shape} needs {_count(shape)} values, 'data' has {array.size}"
         )
     return _reshape(array, shape, where)
+
+
+def _flag(value: Any, where: str) -> bool | None:
+    """A boolean parameter: true, false, or absent (None). "false" is no boolean: bool("false")
+    would make it true."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise BadRequestError(f"{where} must be true or false, got {json.dumps(value)}")
 
 
 def _is_utf8(item: bytes) -> bool:
