@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sinfer.batch.bedrock.emulator import emulate
 from sinfer.batch.bedrock.entry import BedrockEntry, family_of, is_bedrock_manifest
 from sinfer.batch.bedrock.families import (
     MAX_RECORD_INDEX,
@@ -501,6 +503,64 @@ def test_user_entries_read_known_models_and_pass_unknown_ones_through() -> None:
     parsed = parse_model_output(llama, llama_output)
     assert parsed.prediction == llama_output
     assert (parsed.input_tokens, parsed.output_tokens, parsed.stop_reason) == (0, 0, None)
+
+
+MISTRAL = "mistral.mistral-large-2402-v1:0"
+
+
+def test_output_path_reads_the_text_of_a_model_sinfer_does_not_know() -> None:
+    # Llama answers {"generation": ...}, Mistral {"outputs": [{"text": ...}]}: output_path says
+    # where, and output what a prediction is (text by default)
+    llama = user_entry({"prompt": "{text}"}, output_path="generation")
+    assert llama.output == "text"
+    assert parse_model_output(llama, {"generation": "Hi", "stop_reason": "stop"}).prediction == "Hi"
+    mistral = user_entry({"prompt": "{text}"}, model_id=MISTRAL, output_path="outputs.0.text", output="json")
+    answer = {"outputs": [{"text": '```json\n{"sentiment": "positive"}\n```', "stop_reason": "stop"}]}
+    assert parse_model_output(mistral, answer).prediction == {"sentiment": "positive"}
+    raw = user_entry({"prompt": "{text}"}, model_id=MISTRAL, output_path="outputs.0", output="raw")
+    assert parse_model_output(raw, answer).prediction == answer["outputs"][0]
+
+
+@pytest.mark.parametrize(
+    ("model_output", "message"),
+    [
+        ({"outputs": []}, "modelOutput has no outputs.0 (output_path)"),
+        ({"outputs": [{"txt": "x"}]}, "modelOutput has no outputs.0.text (output_path)"),
+        ({"outputs": {"0": {"text": 5}}}, "modelOutput.outputs.0.text is a number, not text"),
+    ],
+)
+def test_output_path_that_finds_no_text_is_a_model_output_error(model_output: Any, message: str) -> None:
+    mistral = user_entry({"prompt": "{text}"}, model_id=MISTRAL, output_path="outputs.0.text")
+    with pytest.raises(ModelOutputError) as caught:
+        parse_model_output(mistral, model_output)
+    assert (caught.value.code, caught.value.message) == ("invalid_model_output", message)
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"output_path": ""}, "output_path must be dotted keys"),
+        ({"output_path": "outputs..text"}, "output_path must be dotted keys"),
+        ({"output_path": ["outputs", 0]}, "output_path must be dotted keys"),
+        ({"output": "text"}, "output must be one of ['raw']"),  # without a path, only raw is known
+    ],
+)
+def test_output_path_is_checked_on_load(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(ManifestError, match=re.escape(named)):
+        user_entry({"prompt": "{text}"}, **fields)
+    with pytest.raises(ManifestError, match="output_path is for a model sinfer cannot read"):
+        user_entry({"messages": "{messages}"}, model_id=CLAUDE, output_path="content.0.text")
+
+
+def test_the_emulator_answers_where_output_path_says() -> None:
+    for path, output in (("generation", "text"), ("outputs.0.text", "json"), ("generations.2.text", "text")):
+        llama = user_entry({"prompt": "Summarise: {text}"}, output_path=path, output=output)
+        model_input = build_model_input(llama, {"text": "great product"})
+        prediction = parse_model_output(llama, emulate(llama, model_input)).prediction
+        if output == "json":
+            assert prediction == {"emulated": "user", "summary": "Summarise: great product"}
+        else:
+            assert prediction == "[emulated user] Summarise: great product"
 
 
 @pytest.mark.parametrize(

@@ -365,6 +365,7 @@ def _describe_bedrock(name: str, version: str, manifest: dict[str, Any]) -> dict
         "family": entry.family,
         "input_field": entry.input_field,
         "output": entry.output,
+        "output_path": ".".join(str(step) for step in entry.output_path) if entry.output_path else None,
         "request": entry.request,
         "template": entry.template,
         "batch_backend": str(manifest.get("batch_backend") or "bedrock"),

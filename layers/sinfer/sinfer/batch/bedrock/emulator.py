@@ -70,7 +70,8 @@ def emulate(entry_or_family: BedrockEntry | Family | str, model_input: Mapping[s
 
     Given a :class:`BedrockEntry`, responses follow its response family and, for
     ``"output": "json"``, the text is a JSON object so that JSON entries can be demonstrated.
-    A model sinfer does not know (a ``user`` template for another provider) gets an echo.
+    A model sinfer does not know (a ``user`` template for another provider) gets an echo, with
+    the reply (from the request's text) where the entry's ``output_path`` says the text is.
     Raises :class:`EmulatedModelError` (400) for a ``modelInput`` the real model would reject.
     """
     entry = entry_or_family if isinstance(entry_or_family, BedrockEntry) else None
@@ -87,10 +88,38 @@ def emulate(entry_or_family: BedrockEntry | Family | str, model_input: Mapping[s
         return _titan_text(model_input, wants_json)
     if family == "titan_embed":
         return _titan_embed(model_input)
-    return {
+    echo: dict[str, Any] = {
         "emulated": "no emulator for this model family; modelInput echoed",
         "modelInput": dict(model_input),
     }
+    if entry is not None and entry.output_path is not None:
+        text = _reply("user", " ".join(_strings_in(model_input)), wants_json)
+        _place(echo, entry.output_path, text)
+    return echo
+
+
+def _strings_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
+
+
+def _place(target: dict[str, Any], path: tuple[str | int, ...], text: str) -> None:
+    """Put ``text`` at ``path``, making the objects and lists on the way (lists padded with {})."""
+    node: Any = target
+    for step, following in zip(path, (*path[1:], None), strict=True):
+        child: Any = text if following is None else ([] if isinstance(following, int) else {})
+        if isinstance(node, list):
+            node.extend({} for _ in range(int(step) + 1 - len(node)))
+            node[int(step)] = child
+        else:
+            node[str(step)] = child
+        node = child
 
 
 def _malformed(detail: str) -> EmulatedModelError:

@@ -18,6 +18,10 @@
 * ``input_field`` names the field of a record object that holds the text (plain-string records
   are the text themselves). ``output`` says what a prediction is: ``text``, ``json`` (the text
   parsed as JSON), ``embedding`` (Titan Embeddings) or ``raw`` (the whole ``modelOutput``).
+* ``output_path`` (``user`` entries of a model sinfer cannot read: Llama, Mistral, Cohere...)
+  says where the text is in its ``modelOutput``, as dotted keys and list indexes
+  (``"generation"`` for Llama, ``"outputs.0.text"`` for Mistral); ``output`` may then be
+  ``text`` (the default), ``json`` or ``raw`` (the value there, as it is).
 
 Parsing is strict, as for ONNX manifests: an unknown key or a wrong type fails the load with a
 :class:`~sinfer.errors.ManifestError` naming the field, instead of silently sending a request
@@ -58,7 +62,7 @@ _GEO_PREFIX: Final = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.(?=[a-
 PLACEHOLDER: Final = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _TOP_LEVEL: Final = (
-    "kind", "modelId", "family", "request", "input_field", "template", "output",
+    "kind", "modelId", "family", "request", "input_field", "template", "output", "output_path",
     "batch_backend", "name", "version", "description",
 )  # fmt: skip
 
@@ -94,6 +98,7 @@ class BedrockEntry:
     input_field: str = "text"
     template: dict[str, Any] | None = None
     output: OutputMode = "text"
+    output_path: tuple[str | int, ...] | None = None  # where the text is, for an unknown family
     batch_backend: str = "bedrock"
     name: str | None = None
     version: str | None = None
@@ -135,13 +140,16 @@ class BedrockEntry:
         input_field = raw.get("input_field", "text")
         if not isinstance(input_field, str) or not input_field:
             raise ManifestError(f"{source}: input_field must name the record field that holds the text")
+        response_family = _response_family(family, model_id)
+        output_path = _output_path(raw.get("output_path"), response_family, source)
         return cls(
             model_id=model_id,
             family=family,
             request=request,
             input_field=input_field,
             template=template,
-            output=_output(raw.get("output"), _response_family(family, model_id), source),
+            output=_output(raw.get("output"), response_family, output_path is not None, source),
+            output_path=output_path,
             batch_backend=_batch_backend(raw.get("batch_backend"), source),
             name=_opt_str(raw.get("name"), "name", source),
             version=_opt_str(raw.get("version"), "version", source),
@@ -210,18 +218,36 @@ def _batch_backend(value: object, source: str) -> str:
     return str(value)
 
 
-def _output(value: object, response_family: Family | None, source: str) -> OutputMode:
+def _output(value: object, response_family: Family | None, has_path: bool, source: str) -> OutputMode:
     if response_family == "titan_embed":
         allowed: tuple[OutputMode, ...] = ("embedding", "raw")
-    elif response_family in TEXT_FAMILIES:
+    elif response_family in TEXT_FAMILIES or has_path:
         allowed = ("text", "json", "raw")
-    else:  # a user template for a model sinfer cannot read: only the raw modelOutput is known
+    else:  # a user template for a model sinfer cannot read, and no output_path: only raw is known
         allowed = ("raw",)
     if value is None:
         return allowed[0]
     if value not in allowed:
         raise ManifestError(f"{source}: output must be one of {list(allowed)} for this model, got {value!r}")
     return value
+
+
+def _output_path(value: object, response_family: Family | None, source: str) -> tuple[str | int, ...] | None:
+    """``"outputs.0.text"`` → ``("outputs", 0, "text")``: keys, and list indexes in digits."""
+    if value is None:
+        return None
+    if response_family is not None:
+        raise ManifestError(
+            f"{source}: output_path is for a model sinfer cannot read; it reads {response_family}'s "
+            "modelOutput itself (choose what a prediction is with output)"
+        )
+    parts = value.split(".") if isinstance(value, str) else []
+    if not parts or not all(parts):
+        raise ManifestError(
+            f"{source}: output_path must be dotted keys and list indexes naming the text in "
+            "modelOutput, such as 'generation' (Llama) or 'outputs.0.text' (Mistral)"
+        )
+    return tuple(int(part) if part.isdigit() else part for part in parts)
 
 
 # --- template --------------------------------------------------------------------------

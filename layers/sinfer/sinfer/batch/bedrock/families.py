@@ -204,6 +204,14 @@ def parse_model_output(entry: BedrockEntry, model_output: Mapping[str, Any]) -> 
         raise ModelOutputError(f"modelOutput must be a JSON object, got {_kind(model_output)}")
     family = entry.response_family
     input_tokens, output_tokens = token_usage(family, model_output)
+    if family is None and entry.output_path is not None:
+        found = _at_path(model_output, entry.output_path)
+        if entry.output == "raw":
+            return ParsedOutput(_shallow(found), input_tokens, output_tokens, None)
+        if not isinstance(found, str):
+            raise ModelOutputError(f"modelOutput.{_dotted(entry.output_path)} is {_kind(found)}, not text")
+        prediction = _shallow(_json_text(found)) if entry.output == "json" else found
+        return ParsedOutput(prediction, input_tokens, output_tokens, None)
     if family is None or entry.output == "raw":
         stop = _stop_reason(family, model_output) if family is not None else None
         return ParsedOutput(_shallow(dict(model_output)), input_tokens, output_tokens, stop)
@@ -215,6 +223,22 @@ def parse_model_output(entry: BedrockEntry, model_output: Mapping[str, Any]) -> 
     text = _text(family, model_output)
     prediction = _shallow(_json_text(text)) if entry.output == "json" else text
     return ParsedOutput(prediction, input_tokens, output_tokens, _stop_reason(family, model_output))
+
+
+def _at_path(value: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` in a modelOutput (keys of objects, indexes of lists)."""
+    for depth, step in enumerate(path):
+        if isinstance(step, int) and isinstance(value, list) and step < len(value):
+            value = value[step]
+        elif isinstance(value, Mapping) and str(step) in value:
+            value = value[str(step)]
+        else:
+            raise ModelOutputError(f"modelOutput has no {_dotted(path[: depth + 1])} (output_path)")
+    return value
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(step) for step in path)
 
 
 def _shallow(prediction: Any) -> Any:
