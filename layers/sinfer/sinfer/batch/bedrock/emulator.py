@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from sinfer.aws import s3
-from sinfer.batch.bedrock.entry import EMBED_DIMENSIONS, BedrockEntry, Family, base_model_id
+from sinfer.batch.bedrock.entry import EMBED_DIMENSIONS, BedrockEntry, Family, base_model_id, strings_in
 from sinfer.batch.bedrock.families import (
     ANTHROPIC_VERSION,
     NOVA_SCHEMA_VERSION,
@@ -93,20 +93,9 @@ def emulate(entry_or_family: BedrockEntry | Family | str, model_input: Mapping[s
         "modelInput": dict(model_input),
     }
     if entry is not None and entry.output_path is not None:
-        text = _reply("user", " ".join(_strings_in(model_input)), wants_json)
+        text = _reply("user", " ".join(strings_in(model_input)), wants_json)
         _place(echo, entry.output_path, text)
     return echo
-
-
-def _strings_in(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings_in(item)
 
 
 def _place(target: dict[str, Any], path: tuple[str | int, ...], text: str) -> None:

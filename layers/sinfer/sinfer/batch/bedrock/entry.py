@@ -253,18 +253,24 @@ def _output_path(value: object, response_family: Family | None, source: str) -> 
 # --- template --------------------------------------------------------------------------
 
 
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string value in a JSON document (objects' values, lists' items), in document order."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+
+
 def placeholders(template: Any) -> Iterator[str]:
     """Every placeholder name in a template's string values, in document order."""
-    if isinstance(template, str):
-        for match in PLACEHOLDER.finditer(template):
+    for text in strings_in(template):
+        for match in PLACEHOLDER.finditer(text):
             if match.group(1) is not None:
                 yield match.group(1)
-    elif isinstance(template, dict):
-        for value in template.values():
-            yield from placeholders(value)
-    elif isinstance(template, list):
-        for value in template:
-            yield from placeholders(value)
 
 
 def _template(value: object, family: Family, source: str) -> dict[str, Any] | None:
