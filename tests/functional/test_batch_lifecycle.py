@@ -721,6 +721,9 @@ def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: 
     aws.put("breast_cancer/2026/a.jsonl", first)
     refused = handle_submit({**event, "prefix": "breast_cancer/2026/"})
     assert "must not start with a model's name ('breast_cancer')" in refused["error"]
+    # ... and a prefix that lists such objects skips them, saying which
+    partial = handle_submit({**event, "prefix": "breast"})
+    assert (partial["jobs"], partial["skipped"]) == ([], ["breast_cancer/2026/a.jsonl"])
     assert aws.keys("outputs/breast_cancer/") == []
 
 

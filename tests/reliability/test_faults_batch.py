@@ -14,6 +14,7 @@ to the file's; one notification.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Callable
@@ -372,6 +373,11 @@ def test_lines_for_records_a_shard_did_not_send_are_not_its_own(batch: Callable[
     sent_tokens = sum(json.loads(line)["modelOutput"]["inputTextTokenCount"] for line in lines)
     assert sent_tokens > 0
     assert shard.extra["input_tokens"] == sent_tokens
+    # ... as does the merge's reading of a shard collected before outcomes were saved
+    legacy = dataclasses.replace(shard, extra={k: v for k, v in shard.extra.items() if k != "outcomes_key"})
+    parent = _job(run, run.job_id)
+    again = orchestrator._collected_outcomes(legacy, orchestrator.target_for(parent, run.ctx))
+    assert (again.input_tokens, len(again.lines)) == (sent_tokens, 4)
     run.merged()
 
 

@@ -542,6 +542,14 @@ def test_output_path_that_finds_no_text_is_a_model_output_error(model_output: An
         ({"output_path": ""}, "output_path must be dotted keys"),
         ({"output_path": "outputs..text"}, "output_path must be dotted keys"),
         ({"output_path": ["outputs", 0]}, "output_path must be dotted keys"),
+        # an index is 0 to 999 written plainly: "-1" never matches a list (Bedrock's answers are
+        # not Python's), "01" nothing, and a huge one made the emulator build a list that long
+        (
+            {"output_path": "outputs.-1.text"},
+            "a list index is 0 to 999 written plainly (no sign, no leading zero), got '-1'",
+        ),
+        ({"output_path": "outputs.01.text"}, "got '01'"),
+        ({"output_path": "outputs.1000000.text"}, "got '1000000'"),
         ({"output": "text"}, "output must be one of ['raw']"),  # without a path, only raw is known
     ],
 )
@@ -550,6 +558,13 @@ def test_output_path_is_checked_on_load(fields: dict[str, Any], named: str) -> N
         user_entry({"prompt": "{text}"}, **fields)
     with pytest.raises(ManifestError, match="output_path is for a model sinfer cannot read"):
         user_entry({"messages": "{messages}"}, model_id=CLAUDE, output_path="content.0.text")
+
+
+def test_a_path_segment_of_other_digits_is_a_key() -> None:
+    # "²".isdigit() is true, and int("²") raised a ValueError past the manifest's checks
+    entry = user_entry({"prompt": "{text}"}, output_path="scores.²")
+    assert entry.output_path == ("scores", "²")
+    assert parse_model_output(entry, {"scores": {"²": "squared"}}).prediction == "squared"
 
 
 def test_the_emulator_answers_where_output_path_says() -> None:

@@ -54,9 +54,12 @@ def scheduled_run(prefix: str, model: str) -> dict[str, Any]:
         return {"error": f"a schedule prefix must not start with a model's name ({first!r}): its results "
                 f"would overwrite those of uploads to {config.input_prefix}{first}/"}  # fmt: skip
     jobs = JobStore.of(config)
-    created = []
+    created, skipped = [], []
     for key in s3.list_keys(config.data_bucket, prefix):
         if key.endswith("/"):
+            continue
+        if key.split("/", 1)[0] in models:  # ("breast" lists breast_cancer/...: same reason)
+            skipped.append(key)
             continue
         head = s3.head(config.data_bucket, key)
         version = str(head.get("VersionId") or head.get("ETag", "")).strip('"')
@@ -71,4 +74,6 @@ def scheduled_run(prefix: str, model: str) -> dict[str, Any]:
         if jobs.create(job):
             orchestrator.submit(job.job_id)
             created.append(job.job_id)
-    return {"prefix": prefix, "model": model, "jobs": created}
+    if skipped:
+        logger.warning("scheduled run: objects under a model's name skipped", extra={"keys": skipped[:20]})
+    return {"prefix": prefix, "model": model, "jobs": created, "skipped": skipped}

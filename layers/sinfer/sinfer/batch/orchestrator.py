@@ -314,8 +314,9 @@ def _run_realtime(shard_id: str, target: Target, ctx: Context) -> bool:
 
     Each run holds the shard for as long as a Lambda may run, so a sweep does not start a second
     one beside it, and is counted: a remainder whose runs keep dying (records that take longer
-    than the function's timeout to answer) ends FAILED after a few, its records retried as any
-    failed shard's are, then reported. Returns whether this call ran it (or gave up on it).
+    than the function's timeout to answer) ends FAILED after a few, its records reported, not
+    retried (a retry would run them the same way). Returns whether this call ran it (or gave up
+    on it).
     """
     shard = ctx.jobs.get(shard_id)
     if shard is None or target.entry is None:
@@ -564,7 +565,9 @@ def _collected_outcomes(shard: Job, target: Target) -> ShardOutcomes:
     key = shard.extra.get("outcomes_key")
     if not key:
         outcomes = _read_outcomes(shard, target)
-        outcomes.count_tokens(outcomes.lines)
+        sent = [key for key, _ in _sent_keys(shard)]  # (a line for another record is not its own)
+        outcomes.lines = {key: outcomes.lines[key] for key in sent if key in outcomes.lines}
+        outcomes.count_tokens(sent)
         return outcomes
     found = ShardOutcomes(
         input_tokens=int(shard.extra.get("input_tokens") or 0),

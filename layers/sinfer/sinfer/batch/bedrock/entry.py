@@ -232,6 +232,11 @@ def _output(value: object, response_family: Family | None, has_path: bool, sourc
     return value
 
 
+MAX_PATH_INDEX: Final = 999
+_INDEX: Final = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)  # 0..999
+_NUMBER: Final = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
 def _output_path(value: object, response_family: Family | None, source: str) -> tuple[str | int, ...] | None:
     """``"outputs.0.text"`` → ``("outputs", 0, "text")``: keys, and list indexes in digits."""
     if value is None:
@@ -247,7 +252,14 @@ def _output_path(value: object, response_family: Family | None, source: str) -> 
             f"{source}: output_path must be dotted keys and list indexes naming the text in "
             "modelOutput, such as 'generation' (Llama) or 'outputs.0.text' (Mistral)"
         )
-    return tuple(int(part) if part.isdigit() else part for part in parts)
+    for part in parts:
+        if _NUMBER.fullmatch(part) and not _INDEX.fullmatch(part):
+            raise ManifestError(
+                f"{source}: output_path {value!r}: a list index is 0 to {MAX_PATH_INDEX} written "
+                f"plainly (no sign, no leading zero), got {part!r}"
+            )
+    # (an index is ASCII digits: "²".isdigit() is true, int("²") is not a number)
+    return tuple(int(part) if _INDEX.fullmatch(part) else part for part in parts)
 
 
 # --- template --------------------------------------------------------------------------
