@@ -258,6 +258,15 @@ def test_shards_become_transform_jobs_and_outputs_join_by_line(
     assert summary["counts"] == {"records": 62, "predictions": 60, "errors": 2}
     assert summary["records_match"] is True
     assert summary["backend"] == "sagemaker"
+    # the cost: instance time at most, from each job's submission to its collection
+    cost = summary["cost_estimate"]
+    shards = JobStore(aws.table).children(job_id)
+    assert cost["usd"] is None
+    assert 0 < cost["instance_hours_at_most"] * 3600 < 600
+    assert (
+        f"hours of one {env.sagemaker_instance_type} ({len(shards)} jobs, each from its submission"
+        in cost["basis"]
+    )
     assert [n["status"] for n in aws.notifications()] == ["COMPLETED"]
     # The container's verdict on the 63-pixel image is final: it is not retried
     assert not aws.keys(f"batch/{job_id}/s0000-r1/")

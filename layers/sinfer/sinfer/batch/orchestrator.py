@@ -884,7 +884,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
         backend=target.kind,
         model_version=target.version,
         output=s3_uri(ctx.config.data_bucket, output_key),
-        cost=_cost(target, tokens, realtime_tokens),
+        cost=_cost(target, tokens, realtime_tokens, shards, ctx.config),
         extra={
             "shards": len(by_index),
             "retries": sum(1 for s in shards if int(s.extra.get("attempt", 1)) > 1),
@@ -911,10 +911,14 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
     return counts
 
 
-def _cost(target: Target, tokens: list[int], realtime: list[int]) -> dict[str, Any]:
+def _cost(
+    target: Target, tokens: list[int], realtime: list[int], shards: list[Job], config: Settings
+) -> dict[str, Any]:
     """The estimate: Bedrock's tokens at its batch prices (half of on-demand), except those of
     the records run one by one with InvokeModel (``realtime``, part of ``tokens``), which are
-    billed at on-demand prices."""
+    billed at on-demand prices. SageMaker bills instance time, at a price sinfer does not keep:
+    the estimate is the instance time, at most (each job from its submission to its collection,
+    so instance start-up and the event's delivery included)."""
     if target.kind == "bedrock" and target.entry is not None:
         from sinfer.batch.bedrock.families import PRICES_AS_OF, estimate_cost
 
@@ -929,7 +933,23 @@ def _cost(target: Target, tokens: list[int], realtime: list[int]) -> dict[str, A
                 "records under the batch minimum) at on-demand"
             )
         return {"usd": usd, "basis": basis}
-    return {"usd": None, "basis": "SageMaker Batch Transform bills instance time; see the job's duration"}
+    spans = [
+        _seconds_between(
+            str(shard.extra.get("submitted_at") or ""), str(shard.extra.get("collected_at") or "")
+        )
+        for shard in shards
+    ]
+    seconds = sum(span for span in spans if span is not None and span > 0)
+    jobs = sum(1 for span in spans if span is not None and span > 0)
+    hours = round(seconds / 3600, 4)
+    instance = config.sagemaker_instance_type
+    return {
+        "usd": None,
+        "instance_hours_at_most": hours,
+        "basis": f"SageMaker Batch Transform bills instance time: at most {hours:g} hours of one "
+        f"{instance} ({jobs} jobs, each from its submission to its collection); multiply by that "
+        "instance's price in your region",
+    }
 
 
 def _file_summary(
