@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -426,22 +427,35 @@ def test_the_sweeper_redoes_a_collection_that_died_midway(
     assert len(aws.notifications()) == 1
 
 
-def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
+def _submitted_with_its_remainder_dying(
     aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN 102 reviews (a job of 100 and a remainder of 2) whose submitter dies during the
-    # remainder's InvokeModel calls, after the job was started
+) -> tuple[str, Callable[..., None], list[str]]:
+    """102 reviews submitted (a job of 100 and a remainder of 2), the submitter dying at the
+    Lambda timeout during the remainder's InvokeModel calls, after the job was started. Returns
+    the file's job id, the dying stand-in for realtime_bedrock (patched only during the
+    submission) and the shards it was asked to run."""
     configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100)
     job_id = routed_job(aws, KEY, reviews(102), MODEL)
     expect_submit(bedrock, aws, f"{job_id}-s0000")
+    runs: list[str] = []
 
-    def timed_out(*_: Any, **__: Any) -> None:
+    def timed_out(shard: Job, *_: Any, **__: Any) -> None:
+        runs.append(shard.job_id)
         raise TimeoutError("Task timed out after 900.00 seconds")
 
     with monkeypatch.context() as patch:
         patch.setattr(orchestrator, "realtime_bedrock", timed_out)
         with pytest.raises(TimeoutError):
             orchestrator.submit(job_id)
+    return job_id, timed_out, runs
+
+
+def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
+    aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 102 reviews (a job of 100 and a remainder of 2) whose submitter dies during the
+    # remainder's InvokeModel calls, after the job was started
+    job_id, _, _ = _submitted_with_its_remainder_dying(aws, bedrock, configure, monkeypatch)
     bedrock.assert_all_called()
     assert statuses(aws, job_id) == {"s0000": "SUBMITTED", "s0001": "SUBMITTED"}
 
@@ -476,18 +490,8 @@ def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
 ) -> None:
     # GIVEN 102 reviews (a job of 100 and a remainder of 2), and records that InvokeModel
     # answers too slowly for any run to finish within a Lambda's time
-    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN=ROLE, BEDROCK_MAX_RECORDS=100)
-    job_id = routed_job(aws, KEY, reviews(102), MODEL)
-    expect_submit(bedrock, aws, f"{job_id}-s0000")
-    runs: list[str] = []
-
-    def timed_out(shard: Job, *_: Any, **__: Any) -> None:
-        runs.append(shard.job_id)
-        raise TimeoutError("Task timed out after 900.00 seconds")
-
-    monkeypatch.setattr(orchestrator, "realtime_bedrock", timed_out)
-    with pytest.raises(TimeoutError):
-        orchestrator.submit(job_id)
+    job_id, timed_out, runs = _submitted_with_its_remainder_dying(aws, bedrock, configure, monkeypatch)
+    monkeypatch.setattr(orchestrator, "realtime_bedrock", timed_out)  # every later run too
     remainder = f"{job_id}-s0001"
 
     # WHEN the sweeper finds it dead again and again (untouched, its hold expired)
