@@ -459,8 +459,11 @@ class ShardOutcomes:
             self.lines[key] = outcome
             self.tokens[key] = tokens
 
-    def count_tokens(self, keys: Iterable[str]) -> None:
-        """The token totals of these records' kept lines (a repeated or stray line counts none)."""
+    def only(self, keys: Iterable[str]) -> None:
+        """Keep the outcomes of these records alone (the ones a shard sent: a line for any other
+        is not its own), and total their kept lines' tokens (a repeated line counts once)."""
+        keys = list(keys)
+        self.lines = {key: self.lines[key] for key in keys if key in self.lines}
         counted = [self.tokens.get(key, (0, 0)) for key in keys]
         self.input_tokens = sum(tokens[0] for tokens in counted)
         self.output_tokens = sum(tokens[1] for tokens in counted)
@@ -565,9 +568,7 @@ def _collected_outcomes(shard: Job, target: Target) -> ShardOutcomes:
     key = shard.extra.get("outcomes_key")
     if not key:
         outcomes = _read_outcomes(shard, target)
-        sent = [key for key, _ in _sent_keys(shard)]  # (a line for another record is not its own)
-        outcomes.lines = {key: outcomes.lines[key] for key in sent if key in outcomes.lines}
-        outcomes.count_tokens(sent)
+        outcomes.only(key for key, _ in _sent_keys(shard))
         return outcomes
     found = ShardOutcomes(
         input_tokens=int(shard.extra.get("input_tokens") or 0),
@@ -642,16 +643,14 @@ def _finish_shard(
         outcomes.lines.clear()
     # "Completed" is not trusted: a record failed when its line is an error, or is missing.
     # Only the records the shard sent count: a line for any other is not this shard's.
-    kept: dict[str, tuple[Any, dict[str, str] | None]] = {}
+    sent_keys: list[str] = []
     failed: list[tuple[str, bytes]] = []
     for key, raw in _sent_keys(shard):
+        sent_keys.append(key)
         outcome = outcomes.lines.get(key)
-        if outcome is not None:
-            kept[key] = outcome
         if outcome is None or outcome[1] is not None:
             failed.append((key, raw))
-    outcomes.lines = kept
-    outcomes.count_tokens(kept)
+    outcomes.only(sent_keys)
     # Only what may succeed next time is retried: records the job never reached, and Bedrock's
     # throttling and service faults (429, 5xx). Another 4xx, or the model's own verdict on a
     # record (SageMaker error lines), would fail the same way again.
@@ -670,7 +669,7 @@ def _finish_shard(
             "outcomes_key": outcomes_key,
             "backend_status": status,
             "error": message,
-            "predictions": sum(1 for _, error in kept.values() if error is None),
+            "predictions": sum(1 for _, error in outcomes.lines.values() if error is None),
             "errors": len(failed),
             "retry": retry_id,
             "input_tokens": outcomes.input_tokens,
@@ -939,9 +938,8 @@ def _cost(
         )
         for shard in shards
     ]
-    seconds = sum(span for span in spans if span is not None and span > 0)
-    jobs = sum(1 for span in spans if span is not None and span > 0)
-    hours = round(seconds / 3600, 4)
+    ran = [span for span in spans if span is not None and span > 0]  # (jobs that were submitted)
+    hours, jobs = round(sum(ran) / 3600, 4), len(ran)
     instance = config.sagemaker_instance_type
     return {
         "usd": None,
