@@ -13,6 +13,13 @@ a string or a long fraction too, which then merely takes ``json``'s slower way).
 
 from __future__ import annotations
 
+
+def json_failure(exc: Exception) -> str:
+    """Why ``json.loads`` refused a text, in words: its message, or "nested too deeply" for
+    the ``RecursionError`` of nesting past the interpreter's limit (whose own text is no use)."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 # Every digit mapped to 0, then one search: ~0.5 us for a small body, where a regex took ~15 us.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = b"0" * 19

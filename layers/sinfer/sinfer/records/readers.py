@@ -48,7 +48,7 @@ import orjson
 
 from sinfer.codecs.arrays import EXACT_INT
 from sinfer.codecs.images import looks_like_image, other_format
-from sinfer.codecs.jsontext import MAX_JSON_CONTAINERS, has_long_digit_run, too_many_containers
+from sinfer.codecs.jsontext import MAX_JSON_CONTAINERS, has_long_digit_run, json_failure, too_many_containers
 from sinfer.errors import InputTooLargeError, UnreadableInputError
 from sinfer.records.types import (
     EMPTY_CELL,
@@ -320,13 +320,9 @@ def _json_line_record(index: int, line: bytes, line_no: int) -> Record:
         message = f"line {line_no} is not valid JSON: {exc.msg} at column {exc.colno}"
         return Record(index, index, error=RecordError(INVALID_JSON, message))
     except (ValueError, RecursionError) as exc:  # e.g. an integer over the digit limit; deep nesting
-        message = f"line {line_no} is not valid JSON: {_json_failure(exc)}"
+        message = f"line {line_no} is not valid JSON: {json_failure(exc)}"
         return Record(index, index, error=RecordError(INVALID_JSON, message))
     return _instance_record(index, value)
-
-
-def _json_failure(exc: Exception) -> str:
-    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _instance_record(index: int, value: Any) -> Record:
@@ -362,7 +358,7 @@ def _json_records(source: io.BufferedReader[Any], name: str, max_bytes: int) -> 
     except UnicodeDecodeError as exc:
         raise UnreadableInputError(f"{name} is not valid UTF-8 (byte {exc.start + 1})") from None
     except (ValueError, RecursionError) as exc:
-        raise UnreadableInputError(f"{name} is not valid JSON: {_json_failure(exc)}") from None
+        raise UnreadableInputError(f"{name} is not valid JSON: {json_failure(exc)}") from None
     del data
     if isinstance(document, dict) and isinstance(document.get("instances"), list):
         instances = document["instances"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sinfer.batch.bedrock.entry import PLACEHOLDER, BedrockEntry, Family, base_model_id
+from sinfer.codecs.jsontext import json_failure
 from sinfer.codecs.outputs import DEEP_OUTPUT_MESSAGE, MAX_OUTPUT_DEPTH, nested_deeper_than
 from sinfer.errors import InvalidInputError
 
@@ -340,9 +341,8 @@ def _json_text(text: str) -> Any:
     try:
         return json.loads(stripped)
     except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         shown = stripped[:80] + ("…" if len(stripped) > 80 else "")
-        message = f"the model's text is not valid JSON ({reason}); it starts {shown!r}"
+        message = f"the model's text is not valid JSON ({json_failure(exc)}); it starts {shown!r}"
         raise ModelOutputError(message) from None
 
 
@@ -414,8 +414,7 @@ def parse_batch_output_line(line: bytes | str) -> BatchOutputRecord:
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ModelOutputError(f"batch output line is not valid JSON: {reason}") from None
+        raise ModelOutputError(f"batch output line is not valid JSON: {json_failure(exc)}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("recordId"), str):
         raise ModelOutputError("batch output line has no 'recordId' string")
     rid = obj["recordId"]
