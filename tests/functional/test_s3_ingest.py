@@ -472,7 +472,9 @@ def test_a_redelivered_event_produces_the_output_once(aws: AwsStack, monkeypatch
     assert [n["status"] for n in aws.notifications()] == ["COMPLETED"]
 
 
-def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(aws: AwsStack) -> None:
+def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(
+    aws: AwsStack, caplog: pytest.LogCaptureFixture
+) -> None:
     # GIVEN another invocation is processing the same object version (a live lease)
     key = "inputs/digits/samples/digits.jsonl"
     obj = OBJECTS[key]
@@ -485,6 +487,11 @@ def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(aws: Aws
 
     # WHEN a second delivery arrives, THEN it goes back to the queue ("busy") and leaves it alone
     assert _failures(_invoke(event)) == _message_ids(event)
+    # AND that is logged as what it is, expected under at-least-once delivery, not an ERROR
+    [deferred] = [r for r in caplog.records if r.getMessage().startswith("message deferred")]
+    assert deferred.levelname == "INFO"
+    assert deferred.keys == [key]  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
     job = aws.job(job_id)
     assert job is not None
     assert (job["status"], job["owner"]) == ("RUNNING", "other-worker")
@@ -566,6 +573,25 @@ def test_test_events_and_output_keys_are_acknowledged_and_ignored(aws: AwsStack,
     assert aws.keys() == before
     assert aws.dynamodb.scan(TableName=aws.table)["Count"] == 0
     assert aws.notifications() == []
+
+
+@pytest.mark.parametrize("body", ['{"Records": "x"}', '{"Records": [{"s3": 5}]}'])
+def test_an_s3_event_of_the_wrong_shape_is_logged_counted_and_retried(
+    aws: AwsStack, body: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a message that says it holds S3 records, in a shape S3 never sends
+    event = sqs_event(body)
+
+    # WHEN it is delivered, THEN it goes back to SQS (and, after 5 receives, to the DLQ) ...
+    assert _failures(_invoke(event)) == _message_ids(event)
+    # ... logged at ERROR with its body, since it names no key, and counted as a retry
+    [failed] = [r for r in caplog.records if r.getMessage().startswith("message failed")]
+    assert failed.levelname == "ERROR"
+    assert (failed.keys, failed.body) == ([], body)  # type: ignore[attr-defined]
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert [m["MessagesRetried"] for m in metrics if "MessagesRetried" in m] in ([1.0], [[1.0]])
 
 
 # --- 6. transient faults -----------------------------------------------------------------

@@ -12,6 +12,7 @@ summary and a job record that agree with it, and one notification.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -298,7 +299,9 @@ def test_two_workers_claiming_at_once_one_wins_the_other_retries(aws: AwsStack) 
     assert_done_once(aws, KEY, _ids(10))
 
 
-def test_a_worker_whose_lease_expired_mid_file_cannot_finish_over_its_successor(aws: AwsStack) -> None:
+def test_a_worker_whose_lease_expired_mid_file_cannot_finish_over_its_successor(
+    aws: AwsStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN worker A is so slow that its lease runs out mid-file, and worker B (a redelivery)
     # takes the job over and finishes it while A is still reading
     body = _records(200)
@@ -339,6 +342,13 @@ def test_a_worker_whose_lease_expired_mid_file_cannot_finish_over_its_successor(
     assert a_response == {"batchItemFailures": []}
     assert_done_once(aws, KEY, _ids(200))
     assert _attempts(aws, job_id) == 2
+    # AND A counts itself a duplicate, not a second completed file with B's 200 predictions
+    [metrics] = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert metrics["FilesDuplicate"] in (1.0, [1.0])
+    assert "FilesCompleted" not in metrics
+    assert "Predictions" not in metrics
 
 
 # --- 4. time runs out, or the environment dies ---------------------------------------------------------

@@ -114,3 +114,8 @@ class InputTooLargeError(UnreadableInputError):
 
 class TransientError(Exception):
     """A fault worth retrying (throttling, 5xx, a job another worker holds): not the input's fault."""
+
+
+class FileBusyError(TransientError):
+    """Another invocation holds the file's lease: its message comes back later. Expected under
+    SQS's at-least-once delivery, so it is logged at INFO, not as a failure."""

@@ -16,7 +16,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sinfer.config import Settings, settings
-from sinfer.jobs.events import is_eventbridge_object_created, refs_from_eventbridge, refs_from_message_body
+from sinfer.errors import FileBusyError as Busy
+from sinfer.jobs.events import (
+    ObjectRef,
+    is_eventbridge_object_created,
+    refs_from_eventbridge,
+    refs_from_message_body,
+)
 from sinfer.jobs.ingest import IngestResult, process_object
 from sinfer.observability import logger, metrics
 
@@ -33,7 +39,9 @@ def _record_metrics(result: IngestResult) -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
     metrics.add_metric(name=f"Files{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
-    if result.counts:
+    # Records are counted where their lines were published: a failed or superseded run's
+    # partial counts would count records again when the file is run once more.
+    if result.status == "completed" and result.counts:
         metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=result.counts.get("errors", 0))
         metrics.add_metric(
             name="Predictions", unit=MetricUnit.Count, value=result.counts.get("predictions", 0)
@@ -42,21 +50,42 @@ def _record_metrics(result: IngestResult) -> None:
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     def handle(record: SQSRecord) -> list[IngestResult]:
-        refs = refs_from_message_body(record.body)
-        if refs is None:
-            logger.info(
-                "ignored message: S3 test event or not an S3 event", extra={"message_id": record.message_id}
-            )
-            return []
+        refs: list[ObjectRef] = []
         try:
+            # Read inside the try: an S3 event of the wrong shape ({"Records": "x"}) raises
+            # here, and must be logged and counted as any other failure on its way to the DLQ.
+            found = refs_from_message_body(record.body)
+            if found is None:
+                logger.info(
+                    "ignored message: S3 test event or not an S3 event",
+                    extra={"message_id": record.message_id},
+                )
+                return []
+            refs = found
             return [_process(ref, context) for ref in refs]
+        except Busy as exc:
+            # Another invocation holds the file's lease: expected under redelivery, not an error.
+            logger.info(
+                "message deferred: SQS will deliver it again",
+                extra={
+                    "message_id": record.message_id,
+                    "keys": [ref.key for ref in refs],
+                    "reason": str(exc),
+                },
+            )
+            _record_retry()
+            raise
         except Exception:
             # The batch processor reports a failed record only at debug level, on its own
             # logger, and the redelivered message is a bare S3 notification: without this
             # line, what sent a message to the DLQ would be recorded nowhere.
             logger.exception(
                 "message failed: SQS will deliver it again (after 5 receives, to the DLQ)",
-                extra={"message_id": record.message_id, "keys": [ref.key for ref in refs]},
+                extra={
+                    "message_id": record.message_id,
+                    "keys": [ref.key for ref in refs],
+                    **({} if refs else {"body": record.body[:500]}),
+                },
             )
             _record_retry()
             raise

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sinfer.aws import s3
 from sinfer.aws.sns import publish_job
 from sinfer.config import Settings, settings
-from sinfer.errors import InputTooLargeError, SinferError, TransientError
+from sinfer.errors import FileBusyError, InputTooLargeError, SinferError, TransientError
 from sinfer.inference.batch import BLOCK_UNIT_ROWS, process_records
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs import routing
@@ -142,7 +142,7 @@ def process_object(
         )
         return IngestResult("duplicate", job_id, reason=f"job is {claim.job.status}")
     if claim.outcome == "busy":
-        raise TransientError(f"job {job_id} is being processed by another invocation")
+        raise FileBusyError(f"job {job_id} is being processed by another invocation")
     return _run(
         ref, layout, job, owner, size, head, remaining_ms, registry or default_registry(), config, jobs
     )
@@ -247,9 +247,25 @@ def _run(
     except BaseException as exc:  # release the claim, so a redelivery is not refused as busy
         jobs.transition(job.job_id, "QUEUED", owner=owner, allowed_from=("RUNNING",))
         raise _transient_or(exc) from exc
-    if finished is not None:
-        notify(jobs, finished, config)
-    logger.info("completed", extra={"job_id": job.job_id, **counts, "seconds": round(seconds, 3)})
+    if finished is None:
+        # The lease ran out mid-run and another invocation took the file over: its run owns the
+        # job, and the outputs (same keys, same lines). Counted once, by that run.
+        logger.warning(
+            "lost the file's lease: another invocation finishes it",
+            extra={"job_id": job.job_id, "bucket": ref.bucket, "key": ref.key, "seconds": round(seconds, 3)},
+        )
+        return IngestResult("duplicate", job.job_id, reason="lease lost to another invocation")
+    notify(jobs, finished, config)
+    logger.info(
+        "completed",
+        extra={
+            "job_id": job.job_id,
+            "bucket": ref.bucket,
+            "key": ref.key,
+            **counts,
+            "seconds": round(seconds, 3),
+        },
+    )
     return IngestResult("completed", job.job_id, counts=counts, output=job.output)
 
 
@@ -367,7 +383,9 @@ def _fail(
     finish(
         jobs, job.job_id, "FAILED", config, owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
-    logger.warning("failed", extra={"job_id": job.job_id, "error": message})
+    logger.warning(
+        "failed", extra={"job_id": job.job_id, "bucket": ref.bucket, "key": ref.key, "error": message}
+    )
     return IngestResult("failed", job.job_id, reason=message, counts=counts)
 
 
