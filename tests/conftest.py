@@ -78,6 +78,17 @@ def _aws_test_env(monkeypatch: pytest.MonkeyPatch) -> None:
     os.environ.pop("AWS_PROFILE", None)
 
 
+@pytest.fixture(autouse=True)
+def _no_metrics_left_over() -> None:
+    """Each test starts with no metrics pending: code run outside a handler (the batch path,
+    called directly) adds metrics that only a handler's flush would write, and that flush
+    must not carry an earlier test's. (Powertools is not imported here if nothing built it.)"""
+    from sinfer import observability
+
+    if "metrics" in vars(observability):
+        observability.metrics.clear_metrics()
+
+
 CallApi = Callable[..., HttpResponse]
 
 

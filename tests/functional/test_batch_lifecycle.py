@@ -20,8 +20,9 @@ from botocore.stub import ANY
 
 from events import build_batch_events
 from functions.batch_collect.app import lambda_handler as batch_collect
+from functions.batch_submit.app import lambda_handler as batch_submit
 from sinfer.batch import orchestrator
-from sinfer.batch.handlers import handle_collect, handle_submit
+from sinfer.batch.handlers import ScheduleRefusedError, handle_collect, handle_submit
 from sinfer.batch.orchestrator import parse_state_change
 from sinfer.config import Settings
 from sinfer.jobs.events import ObjectRef
@@ -29,7 +30,7 @@ from sinfer.jobs.ingest import process_object
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
 from tests.conftest import EVENTS, FakeLambdaContext, load_event
-from tests.functional.conftest import AwsStack, BedrockStubs, Configure, routed_job
+from tests.functional.conftest import AwsStack, BedrockStubs, Configure, batch_event, routed_job
 from tests.functional.test_batch_bedrock import (
     KEY,
     MODEL,
@@ -486,7 +487,12 @@ def test_the_sweeper_reruns_a_real_time_remainder_only_once_its_run_has_died(
 
 
 def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
-    aws: AwsStack, bedrock: BedrockStubs, configure: Configure, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack,
+    bedrock: BedrockStubs,
+    configure: Configure,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # GIVEN 102 reviews (a job of 100 and a remainder of 2), and records that InvokeModel
     # answers too slowly for any run to finish within a Lambda's time
@@ -512,14 +518,64 @@ def test_a_real_time_remainder_whose_runs_keep_dying_is_given_up_and_reported(
     assert "gave up after 3 runs of its records through InvokeModel" in given_up.error
     assert given_up.extra["retry"] == ""
     assert not aws.keys(f"batch/{job_id}/s0001-r1/")
+    # AND an operator sees it: logged at WARNING with its reason, and counted
+    [failed] = [r for r in caplog.records if r.getMessage() == "shard failed"]
+    assert failed.levelname == "WARNING"
+    assert (failed.shard, failed.parent) == (remainder, job_id)  # type: ignore[attr-defined]
+    assert "gave up after 3 runs" in failed.error  # type: ignore[attr-defined]
+    assert sum(_metric(capsys, "ShardsFailed")) == 1
 
     # WHEN the job completes, THEN its records are merged and the remainder's are reported
     answer(aws, f"{job_id}-s0000")
-    assert deliver(aws, f"{job_id}-s0000")["merged"] is True
+    assert batch_collect(_state_change(aws, f"{job_id}-s0000"), FakeLambdaContext())["merged"] is True
     lines = aws.lines(OUTPUT)
     assert [line["prediction"] for line in lines[:100]] == [summary_of(i) for i in range(100)]
     assert [line["error"]["code"] for line in lines[100:]] == ["not_processed"] * 2
     assert "gave up after 3 runs" in lines[100]["error"]["message"]
+    # AND the file is counted as s3_ingest counts one: completed, with its lines
+    out = capsys.readouterr().out
+    assert (_metric(out, "FilesCompleted"), _metric(out, "Predictions"), _metric(out, "RecordErrors")) == (
+        [1.0],
+        [100.0],
+        [2.0],
+    )
+
+
+def _state_change(aws: AwsStack, shard_id: str) -> dict[str, Any]:
+    """The Bedrock state-change event for a shard's completed job (what ``deliver`` hands on)."""
+    return batch_event("bedrock_completed", shard_id, str(shard(aws, shard_id).extra["backend_job"]))
+
+
+def _metric(source: pytest.CaptureFixture[str] | str, name: str) -> list[float]:
+    """A metric's values in the EMF lines written (to stdout) since the last read."""
+    out = source if isinstance(source, str) else source.readouterr().out
+    values: list[float] = []
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            value = json.loads(line).get(name, [])
+            values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
+def test_a_batch_file_that_fails_is_logged_and_counted(
+    aws: AwsStack, configure: Configure, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a file routed to Bedrock on a stack deployed without Bedrock's service role
+    configure(BATCH_BACKEND="bedrock", BEDROCK_ROLE_ARN="")
+    job_id = routed_job(aws, KEY, reviews(5), MODEL)
+
+    # WHEN batch_submit runs it
+    assert batch_submit({"job_id": job_id}, FakeLambdaContext())["status"] == "FAILED"
+
+    # THEN the owner's FAILED summary is matched by what an operator sees: an ERROR naming the
+    # job, the input and the reason (the deployment's fault), and the file counted as failed
+    [failed] = [r for r in caplog.records if r.getMessage() == "batch file failed"]
+    assert failed.levelname == "ERROR"
+    assert failed.job_id == job_id  # type: ignore[attr-defined]
+    assert failed.input.endswith(KEY)  # type: ignore[attr-defined]
+    assert failed.error.startswith("not_configured:")  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    assert (_metric(out, "FilesFailed"), _metric(out, "FilesCompleted")) == ([1.0], [])
 
 
 def test_the_sweeper_submits_a_routed_file_nobody_submitted(aws: AwsStack, configure: Configure) -> None:
@@ -689,7 +745,9 @@ def test_handle_submit_takes_a_job_id_and_explains_anything_else(aws: AwsStack, 
     assert "expected" in handle_submit({"Records": []})["error"]
 
 
-def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: Configure) -> None:
+def test_a_scheduled_run_makes_each_object_a_job_once(
+    aws: AwsStack, configure: Configure, caplog: pytest.LogCaptureFixture
+) -> None:
     # GIVEN two files under the scheduled prefix (and a folder marker)
     configure(BATCH_BACKEND="local")
     event = load_event("batch/scheduled_run.json")
@@ -720,11 +778,21 @@ def test_a_scheduled_run_makes_each_object_a_job_once(aws: AwsStack, configure: 
     # THEN nothing is run twice
     assert again["jobs"] == []
     assert aws.notifications() == []
-    assert "refusing" in handle_submit({**event, "prefix": "outputs/"})["error"]
+    # A schedule that cannot run fails its invocation (so Lambda's error alarm sees it, and the
+    # event lands in the batch DLQ), logged at ERROR with what it asked for
+    with pytest.raises(ScheduleRefusedError, match="refusing to read outputs/"):
+        handle_submit({**event, "prefix": "outputs/"})
+    [failed] = [r for r in caplog.records if r.getMessage() == "invocation failed"]
+    assert failed.levelname == "ERROR"
+    assert failed.event == {**event, "prefix": "outputs/"}  # type: ignore[attr-defined]
+    with pytest.raises(ScheduleRefusedError, match="needs 'prefix' and 'model'"):
+        handle_submit({**event, "model": ""})
     # a prefix named like a model: its results (outputs/<key>) would be that model's uploads'
     aws.put("breast_cancer/2026/a.jsonl", first)
-    refused = handle_submit({**event, "prefix": "breast_cancer/2026/"})
-    assert "must not start with a model's name ('breast_cancer')" in refused["error"]
+    with pytest.raises(
+        ScheduleRefusedError, match="must not start with a model's name \\('breast_cancer'\\)"
+    ):
+        handle_submit({**event, "prefix": "breast_cancer/2026/"})
     # ... and a prefix that lists such objects skips them, saying which
     partial = handle_submit({**event, "prefix": "breast"})
     assert (partial["jobs"], partial["skipped"]) == ([], ["breast_cancer/2026/a.jsonl"])

@@ -474,7 +474,7 @@ def test_versions_delivered_out_of_order_leave_the_latest_versions_results(aws: 
 
 
 def test_a_version_uploaded_while_the_older_one_runs_keeps_the_older_from_publishing(
-    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a versioned key whose next version is uploaded while the first is being predicted
     aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -500,6 +500,13 @@ def test_a_version_uploaded_while_the_older_one_runs_keeps_the_older_from_publis
     assert newer[0] in older["error"]
     assert aws.keys("outputs/") == []
     assert [(n["job_id"], n["status"]) for n in aws.notifications()] == [(older["job_id"], "FAILED")]
+    # ... counted as superseded, not as a failure (nor its 3 unpublished predictions)
+    [metrics] = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert metrics["FilesSuperseded"] in (1.0, [1.0])
+    assert "FilesFailed" not in metrics
+    assert "Predictions" not in metrics
 
     # AND the newer version's own event writes the results
     assert _deliver(sqs_for(aws, KEY, newer[0])) == {"batchItemFailures": []}

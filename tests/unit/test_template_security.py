@@ -212,7 +212,8 @@ def _overlaps(pattern: str, prefix: str) -> bool:
 
 
 def _alarms() -> list[dict[str, Any]]:
-    return [_props(r) for r in _of_type("AWS::CloudWatch::Alarm").values()]
+    """The alarms on one metric each (a metric-math alarm has Metrics instead)."""
+    return [_props(r) for r in _of_type("AWS::CloudWatch::Alarm").values() if "Namespace" in _props(r)]
 
 
 def _alarm_dimension(alarm: dict[str, Any], name: str) -> Any:
@@ -596,7 +597,13 @@ def test_every_queue_has_an_alarm_and_every_dead_letter_queue_alarms_on_one_mess
 
 
 # The function whose code writes each of sinfer's own metrics that an alarm watches.
-METRIC_WRITERS = {"SweepFailures": "BatchCollectFunction"}
+# Which functions write each of sinfer's own metrics that an alarm watches.
+METRIC_WRITERS = {
+    "SweepFailures": {"BatchCollectFunction"},
+    "MessagesRetried": {"S3IngestFunction"},
+    "FilesFailed": {"BatchSubmitFunction", "BatchCollectFunction"},
+    "ShardsFailed": {"BatchCollectFunction"},
+}
 
 
 def _service_of(function: str) -> str:
@@ -616,17 +623,43 @@ def test_each_function_names_its_own_service() -> None:
 def test_alarms_on_sinfers_own_metrics_look_where_the_code_writes_them() -> None:
     # Powertools writes EMF under POWERTOOLS_METRICS_NAMESPACE with one dimension, service =
     # the writing function's POWERTOOLS_SERVICE_NAME: an alarm looking elsewhere never fires.
+    # A metric-math alarm is checked metric by metric.
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    own = {
-        name: _props(res)
-        for name, res in _of_type("AWS::CloudWatch::Alarm").items()
-        if not str(_props(res)["Namespace"]).startswith("AWS/")
+    watched: list[tuple[str, dict[str, Any]]] = []
+    for name, res in _of_type("AWS::CloudWatch::Alarm").items():
+        props = _props(res)
+        if "Metrics" in props:
+            watched += [(name, m["MetricStat"]["Metric"]) for m in props["Metrics"] if "MetricStat" in m]
+        else:
+            watched.append((name, props))
+    own = [(name, metric) for name, metric in watched if not str(metric["Namespace"]).startswith("AWS/")]
+    assert {name for name, _ in own} >= {
+        "BatchSweepFailuresAlarm",
+        "IngestMessagesRetriedAlarm",
+        "BatchFailuresAlarm",
     }
-    assert "BatchSweepFailuresAlarm" in own
-    for name, props in own.items():
-        assert props["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], name
-        writer = METRIC_WRITERS[props["MetricName"]]
-        assert props["Dimensions"] == [{"Name": "service", "Value": _service_of(writer)}], name
+    for name, metric in own:
+        assert metric["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], name
+        [dimension] = metric["Dimensions"]
+        assert dimension["Name"] == "service", name
+        writers = {_service_of(writer) for writer in METRIC_WRITERS[metric["MetricName"]]}
+        assert dimension["Value"] in writers, (name, metric["MetricName"])
+    # ... and a math alarm's expression reads every metric it fetches
+    for name, res in _of_type("AWS::CloudWatch::Alarm").items():
+        queries = _props(res).get("Metrics", [])
+        fetched = {q["Id"] for q in queries if "MetricStat" in q}
+        [expression] = [q["Expression"] for q in queries if q.get("ReturnData")] or [""]
+        assert all(re.search(rf"\b{i}\b", expression) for i in fetched), name
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_one_is_given() -> None:
+    # An alarm with no actions notifies nobody, and actions added by hand are lost at the next
+    # deployment that updates it.
+    action = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for name, res in _of_type("AWS::CloudWatch::Alarm").items():
+        assert _props(res).get("AlarmActions") == action, name
+        assert _props(res).get("OKActions") == action, name
+    assert PARAMETERS["AlarmTopicArn"]["Default"] == ""
 
 
 def test_every_function_has_an_error_alarm() -> None:

@@ -54,7 +54,7 @@ from sinfer.errors import SinferError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs.store import JobStore, now_iso
 from sinfer.jobs.types import Job, superseded_by
-from sinfer.observability import logger
+from sinfer.observability import count_file, logger, metrics
 from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records, records_match
 from sinfer.records.types import Record
 
@@ -677,10 +677,18 @@ def _finish_shard(
             "collected_at": now_iso(),
         },
     )
-    logger.info(
-        "shard collected",
-        extra={"shard": shard.job_id, "backend_status": status, "failed": len(failed), "retry": retry_id},
-    )
+    details = {"shard": shard.job_id, "backend_status": status, "failed": len(failed), "retry": retry_id}
+    if ok:
+        logger.info("shard collected", extra=details)
+    else:
+        # The backend's job failed, stopped or expired (or a real-time remainder was given up):
+        # what failed is retried or reported, but an operator should see why it happened.
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        logger.warning(
+            "shard failed", extra={**details, "parent": shard.extra.get("parent"), "error": message}
+        )
+        metrics.add_metric(name="ShardsFailed", unit=MetricUnit.Count, value=1)
     if run_now:  # a retry under Bedrock's job minimum, run once this shard is done
         _run_realtime(retry_id, target, ctx)
     return True
@@ -907,6 +915,7 @@ def merge(parent: Job, shards: list[Job], ctx: Context) -> dict[str, int]:
         },
     )
     logger.info("batch file merged", extra={"job_id": parent.job_id, **counts})
+    count_file("completed", counts)
     return counts
 
 
@@ -1027,6 +1036,16 @@ def _fail_parent(
         put_summary(ctx.config.data_bucket, summary_key, summary)
         fields["summary"] = s3_uri(ctx.config.data_bucket, summary_key)
     finish(ctx.jobs, job.job_id, "FAILED", ctx.config, allowed_from=allowed_from, fields=fields)
+    details = {"job_id": job.job_id, "input": job.input, "error": message}
+    if message.startswith("superseded:"):
+        logger.info("batch file superseded: the newer upload's job publishes", extra=details)
+        count_file("superseded")
+        return
+    # A missing role or image, or submissions that never finish, are the deployment's fault;
+    # an unreadable, missing or too large file, or an unknown model, the input's.
+    log = logger.error if message.startswith(("not_configured:", "submit_failed:")) else logger.warning
+    log("batch file failed", extra=details)
+    count_file("failed")
 
 
 # --- sweeper ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sinfer.jobs.events import (
     refs_from_message_body,
 )
 from sinfer.jobs.ingest import IngestResult, process_object
-from sinfer.observability import logger, metrics
+from sinfer.observability import count_file, logger, metrics
 
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -33,19 +33,6 @@ def _record_retry() -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
     metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)
-
-
-def _record_metrics(result: IngestResult) -> None:
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    metrics.add_metric(name=f"Files{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
-    # Records are counted where their lines were published: a failed or superseded run's
-    # partial counts would count records again when the file is run once more.
-    if result.status == "completed" and result.counts:
-        metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=result.counts.get("errors", 0))
-        metrics.add_metric(
-            name="Predictions", unit=MetricUnit.Count, value=result.counts.get("predictions", 0)
-        )
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -109,7 +96,7 @@ def handle_event(event: dict[str, Any], context: LambdaContext) -> Any:
 
 def _process(ref: Any, context: LambdaContext) -> IngestResult:
     result = process_object(ref, context.get_remaining_time_in_millis, config=_settings_of(context))
-    _record_metrics(result)
+    count_file(result.status, result.counts)
     return result
 
 

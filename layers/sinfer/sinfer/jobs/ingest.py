@@ -34,7 +34,7 @@ from sinfer.jobs.types import TERMINAL, Job, JobStatus, object_job_id, supersede
 from sinfer.observability import logger
 from sinfer.records import S3JsonlWriter, records_match
 
-IngestStatus = Literal["completed", "failed", "routed", "duplicate", "ignored"]
+IngestStatus = Literal["completed", "failed", "superseded", "routed", "duplicate", "ignored"]
 
 # Lambda x86_64 on-demand prices (us-east-1): per GB-second and per request.
 LAMBDA_USD_PER_GB_SECOND = 0.0000166667
@@ -359,7 +359,7 @@ def _yield_to_newer(
         jobs, job.job_id, "FAILED", config, owner=owner, allowed_from=("RUNNING",), fields={"error": message}
     )
     logger.info("superseded while running: results not published", extra={"job_id": job.job_id})
-    return IngestResult("failed", job.job_id, reason=message, counts=counts)
+    return IngestResult("superseded", job.job_id, reason=message, counts=counts)
 
 
 def _fail(
