@@ -407,6 +407,33 @@ def test_413_too_many_instances(call_api: CallApi, monkeypatch: pytest.MonkeyPat
     assert "instances" in _json(response)["error"]
 
 
+def test_the_response_limit_counts_the_escapes_of_lambdas_proxy_response(
+    call_api: CallApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a response of label strings: the body travels inside the proxy response, itself
+    # JSON, where each of its quotes gains a backslash
+    from sinfer.api.payload import compact_json
+
+    _, x_test, _, columns, _ = train_breast_cancer()
+    instances = [dict(zip(columns, row.tolist(), strict=True)) for row in x_test[:40]]
+    path, request = "/v1/models/breast_cancer:predict", {"instances": instances}
+    served = call_api("POST", path, request)
+    assert served.status == 200
+    body = compact_json(json.loads(served.body))  # (the resolver's serialisation)
+    quotes = body.count('"')
+    assert quotes > len(body) // 11
+    # WHEN the limit is what the body takes inside the proxy response, THEN it is served ...
+    monkeypatch.setattr("sinfer.api.payload.MAX_SYNC_RESPONSE_BYTES", len(body) + quotes)
+    monkeypatch.setattr("sinfer.api.fast.MAX_SYNC_RESPONSE_BYTES", len(body) + quotes)
+    assert call_api("POST", path, request).status == 200
+    # ... and one byte less is a 413, though the body alone would fit with room to spare
+    monkeypatch.setattr("sinfer.api.payload.MAX_SYNC_RESPONSE_BYTES", len(body) + quotes - 1)
+    monkeypatch.setattr("sinfer.api.fast.MAX_SYNC_RESPONSE_BYTES", len(body) + quotes - 1)
+    refused = call_api("POST", path, request)
+    assert refused.status == 413
+    assert f"would be {len(body) + quotes:,} bytes" in _json(refused)["error"]
+
+
 def test_the_real_sync_limits_hold_at_their_edges(call_api: CallApi) -> None:
     # The tests above lower the limits; these are the deployed ones, unpatched: a body of
     # exactly DEFAULT_SYNC_PAYLOAD_BYTES and DEFAULT_SYNC_INSTANCES instances are served, one

@@ -41,6 +41,7 @@ from sinfer.api.payload import (
     check_response_size,
     compact_json,
     decode_body,
+    proxy_body_size,
 )
 from sinfer.codecs.jsontext import has_long_digit_run
 from sinfer.inference.registry import default_registry
@@ -136,7 +137,7 @@ def _predict(name: str, version: str | None, body: bytes) -> str | None:
     text = orjson.dumps(response)
     if len(text) * 4 > MAX_SYNC_RESPONSE_BYTES:
         # Near the limit, size the response as the resolver serialises it (json escapes non-ASCII).
-        check_response_size(len(compact_json(response)))
+        check_response_size(proxy_body_size(compact_json(response)))
     emit_metric("Predictions", "Count", len(predictions))
     return text.decode("utf-8")
 
@@ -157,6 +158,6 @@ def _infer(name: str, version: str | None, body: bytes, headers: dict[str, Any])
     )
     if json_length is not None:
         return None
-    check_response_size(len(payload))
+    check_response_size(proxy_body_size(payload))
     emit_metric("InferRequests", "Count", 1)
     return payload.decode("utf-8")

@@ -40,6 +40,16 @@ def compact_json(doc: Any) -> str:
     return _COMPACT_JSON.encode(doc)
 
 
+def proxy_body_size(body: str | bytes) -> int:
+    """The bytes a JSON body takes where Lambda's limit applies: inside the proxy response,
+    itself JSON, where each quote and backslash gains an escaping backslash (the Python 3.12
+    runtime leaves other characters as UTF-8). A body of short strings grows by a fifth or more,
+    so measuring the body alone let a response through that Lambda then refused: a 502, not
+    this 413."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    return len(raw) + raw.count(b'"') + raw.count(b"\\")
+
+
 def check_response_size(size: int) -> None:
     if size > MAX_SYNC_RESPONSE_BYTES:
         raise PayloadTooLargeError(

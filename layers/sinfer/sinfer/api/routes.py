@@ -28,6 +28,7 @@ from sinfer.api.payload import (
     check_response_size,
     compact_json,
     decode_body,
+    proxy_body_size,
 )
 from sinfer.errors import MethodNotAllowedError, ModelNotReadyError, UnsupportedMediaTypeError
 from sinfer.inference.registry import ModelRegistry, default_registry
@@ -46,7 +47,7 @@ def registry() -> ModelRegistry:
 
 def json_response(doc: Any, status: int = 200) -> Response[str]:
     body = compact_json(doc)
-    check_response_size(len(body))
+    check_response_size(proxy_body_size(body))
     return Response(status_code=status, content_type=JSON, body=body)
 
 
@@ -147,7 +148,7 @@ def _infer(name: str, version: str | None) -> Response[Any]:
     )
     response: Response[Any]
     if json_length is None:
-        check_response_size(len(payload))
+        check_response_size(proxy_body_size(payload))
         response = Response(status_code=200, content_type=JSON, body=payload.decode("utf-8"))
     else:
         check_response_size(len(payload) * 4 // 3 + 4)  # binary bodies leave Lambda base64-encoded
