@@ -264,3 +264,24 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_moto_lists_its_services_once_and_still_the_same_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN moto's own listing (a folder walk it repeats on every request)
+    import moto.backends
+
+    from sinfer.local.stack import _list_moto_services_once
+
+    original = moto.backends.list_of_moto_modules
+    monkeypatch.setattr(moto.backends, "list_of_moto_modules", original)  # (restored after)
+
+    # WHEN the stack caches it, twice
+    _list_moto_services_once()
+    cached = moto.backends.list_of_moto_modules
+    _list_moto_services_once()
+
+    # THEN it answers what moto would, from one listing kept once
+    assert cached is not original
+    assert moto.backends.list_of_moto_modules is cached
+    assert list(cached()) == list(original())
+    assert {"s3", "sqs", "dynamodb", "sns"} <= set(cached())

