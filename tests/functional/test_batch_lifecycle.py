@@ -22,6 +22,7 @@ from events import build_batch_events
 from functions.batch_collect.app import lambda_handler as batch_collect
 from functions.batch_submit.app import lambda_handler as batch_submit
 from sinfer.batch import orchestrator
+from sinfer.batch.backends import LocalBackend, Target
 from sinfer.batch.handlers import ScheduleRefusedError, handle_collect, handle_submit
 from sinfer.batch.orchestrator import parse_state_change
 from sinfer.config import Settings
@@ -694,6 +695,39 @@ def test_an_onnx_upload_runs_end_to_end_through_the_emulated_batch_transform(
     assert job["backend"] == "sagemaker"
     [notice] = aws.notifications()
     assert notice["status"] == "COMPLETED"
+
+
+def test_the_emulated_batch_transform_takes_bodies_up_to_the_jobs_max_payload(
+    aws: AwsStack, configure: Configure
+) -> None:
+    line = json.dumps([0.0] * 64).encode() + b"\n"
+    target = Target("sagemaker", "digits", "1", "sagemaker")
+    events: list[dict[str, Any]] = []
+
+    def run(config: Settings, shard_id: str, body: bytes) -> str:
+        aws.put(f"batch/shards/{shard_id}.jsonl", body)
+        job = Job(
+            job_id=shard_id,
+            model="digits",
+            status="SUBMITTED",
+            input=f"s3://{aws.bucket}/batch/shards/{shard_id}.jsonl",
+            output=f"s3://{aws.bucket}/batch/outputs/",
+        )
+        LocalBackend(config, sink=events.append).submit(job, target)
+        return str(events[-1]["detail"]["TransformJobStatus"])
+
+    # GIVEN the emulator has served the model under the default MaxPayloadInMB (6)
+    assert run(configure(BATCH_BACKEND="local"), "j-s0000", line) == "Completed"
+
+    # WHEN MaxPayloadInMB is raised to 7 and a shard of 6.5 MiB runs, posted whole
+    count = int(6.5 * 1024 * 1024) // len(line)
+    status = run(configure(SAGEMAKER_MAX_PAYLOAD_MB=7), "j-s0001", line * count)
+
+    # THEN its container took the body, as a real one given MaxPayloadInMB=7 does (it was a 413)
+    assert status == "Completed", events[-1]["detail"]
+    answers = aws.lines("batch/outputs/j-s0001.jsonl.out")
+    assert len(answers) == count
+    assert all(set(answer) == {"prediction"} for answer in answers)
 
 
 def test_a_bedrock_entry_upload_runs_end_to_end_through_the_emulator(

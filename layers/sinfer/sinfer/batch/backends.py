@@ -261,18 +261,20 @@ class _LocalTransformServer:
     unpacks it into ``/opt/ml/model`` and loaded as the container loads it."""
 
     _lock = threading.Lock()
-    _servers: dict[str, str] = {}  # package URI → base URL
+    _servers: dict[tuple[str, int], str] = {}  # (package URI, payload limit) → base URL
 
     @classmethod
     def url_for(cls, config: Settings, target: Target) -> str:
         package = model_package(config, target.model, target.version)
+        # The job's MaxPayloadInMB reaches a real container as SAGEMAKER_MAX_PAYLOAD_IN_MB.
+        key = (package.uri, payload_limit(config))
         with cls._lock:
-            if package.uri not in cls._servers:
-                cls._servers[package.uri] = cls._serve(package)
-            return cls._servers[package.uri]
+            if key not in cls._servers:
+                cls._servers[key] = cls._serve(package, key[1])
+            return cls._servers[key]
 
     @staticmethod
-    def _serve(package: ModelPackage) -> str:
+    def _serve(package: ModelPackage, payload_limit: int) -> str:
         import atexit
         import shutil
         import tempfile
@@ -283,7 +285,13 @@ class _LocalTransformServer:
         folder = Path(tempfile.mkdtemp(prefix="sinfer-transform-model-"))
         atexit.register(shutil.rmtree, folder, True)
         source = s3.S3Uri.parse(package.uri)
-        return start_in_thread(unpacked_model(s3.get_bytes(source.bucket, source.key), folder))
+        model = unpacked_model(s3.get_bytes(source.bucket, source.key), folder)
+        return start_in_thread(model, payload_limit=payload_limit)
+
+
+def payload_limit(config: Settings) -> int:
+    """The most bytes one /invocations body may hold: ``SAGEMAKER_MAX_PAYLOAD_MB``, in MiB."""
+    return config.sagemaker_max_payload_mb * 1024 * 1024
 
 
 def unpacked_model(package: bytes, folder: Path) -> LoadedModel:
@@ -339,7 +347,7 @@ class LocalBackend:
         from sinfer.records import S3JsonlWriter
 
         writer = S3JsonlWriter(out.bucket, out.key)
-        limit = self.config.sagemaker_max_payload_mb * 1024 * 1024
+        limit = payload_limit(self.config)
         batch: list[bytes] = []
         size = 0
         try:
