@@ -1,21 +1,30 @@
 """The two HTTP servers against requests no client library would send: `sinfer serve`'s API
 server and the SageMaker container app, each in a thread on loopback, spoken to over a raw
 socket. Each must answer (or close) rather than raise in its handler, read no body whose
-framing it cannot trust, and log the client's text with its control characters escaped."""
+framing it cannot trust, run nothing on a body that stopped short, and log the client's text
+with its control characters escaped (and a client that left, in one line)."""
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
+import sinfer.sagemaker.server
 from sinfer.cli.serve import bind
 from sinfer.httpd import chunk_size, content_length, printable
 from sinfer.inference.registry import default_registry
+from sinfer.local.lambda_runtime import Invocation
 from sinfer.sagemaker.server import SageMakerServer
+
+PREDICT = b"/v1/models/digits:predict"
+ROW = b"[" + b",".join([b"0"] * 64) + b"]\n"  # one digit scan, as a JSON line
 
 
 def _exchange(port: int, request: bytes, then: bytes = b"") -> bytes:
@@ -41,6 +50,36 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
+def _post(path: bytes, body: bytes, *headers: bytes) -> bytes:
+    """A POST of ``body``, with the given header lines (a Content-Length among them)."""
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/jsonlines\r\n"
+    return head + b"".join(header + b"\r\n" for header in headers) + b"\r\n" + body
+
+
+def _wait_for_log(capsys: pytest.CaptureFixture[str], done: Callable[[str], bool]) -> str:
+    """What the servers' threads have logged, once ``done`` says it holds what is awaited."""
+    logged = ""
+    deadline = time.monotonic() + 10
+    while not done(logged) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        logged += capsys.readouterr().err
+    return logged
+
+
+class RecordingFunction:
+    """Stands in for predict_api: answers 200 (once ``gate`` is open) and keeps each event."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def invoke(self, event: dict[str, Any]) -> Invocation:
+        self.gate.wait(10)
+        self.events.append(event)
+        return Invocation("request-1", {"statusCode": 200, "body": "{}"}, None, 1.0, 30)
+
+
 def _serving(server: ThreadingHTTPServer) -> Iterator[int]:
     """Serve from a thread for the test's length; the port."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -52,8 +91,15 @@ def _serving(server: ThreadingHTTPServer) -> Iterator[int]:
 
 
 @pytest.fixture
-def api_port() -> Iterator[int]:
-    yield from _serving(bind("127.0.0.1", 0, "1.0"))  # body checks come before the function
+def function() -> RecordingFunction:
+    return RecordingFunction()
+
+
+@pytest.fixture
+def api_port(function: RecordingFunction) -> Iterator[int]:
+    server = bind("127.0.0.1", 0, "1.0")
+    server.function = function  # (body checks come before it)
+    yield from _serving(server)
 
 
 @pytest.fixture
@@ -111,3 +157,67 @@ def test_the_container_answers_a_malformed_request_line_and_logs_it_escaped(
     assert "Traceback" not in logged
     assert "\x1b" not in logged
     assert "\\x1b[2J\\x1b[31mFAKE" in logged
+
+
+def test_a_body_cut_short_is_not_run_and_costs_one_log_line(
+    api_port: int, sagemaker_port: int, function: RecordingFunction, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN requests whose clients stop sending (half-close) before the end of the body they
+    # announced: by Content-Length, and (sinfer serve) inside a chunk and between chunks
+    rows = ROW * 3
+    cut_short = [
+        (sagemaker_port, _post(b"/invocations", rows[:-40], b"Content-Length: %d" % (len(rows) + 10))),
+        (api_port, _post(PREDICT, rows[:-40], b"Content-Length: %d" % (len(rows) + 10))),
+        (api_port, _post(PREDICT, b"%x\r\n" % len(rows) + rows[:-40], b"Transfer-Encoding: chunked")),
+        (api_port, _post(PREDICT, b"%x\r\n" % len(rows) + rows + b"\r\n", b"Transfer-Encoding: chunked")),
+    ]
+    for port, request in cut_short:
+        # WHEN the server has read what there is
+        answer = _exchange(port, request)
+
+        # THEN nothing ran on the part that came (the container ran the model on it), the
+        # client is told why if it still listens, and the connection is closed
+        assert _status(answer) == 400, answer[:300]
+        assert b"ended" in answer, answer
+        assert b"Connection: close" in answer
+    assert function.events == []
+
+    # AND each is one line in the log, not a traceback
+    logged = capsys.readouterr().err
+    assert "Traceback" not in logged
+    assert logged.count("not processed; connection closed") == len(cut_short), logged
+
+
+def test_a_client_that_leaves_before_its_answer_costs_one_log_line(
+    api_port: int,
+    sagemaker_port: int,
+    function: RecordingFunction,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN requests whose answers are held until their clients have reset the connection
+    held = function.gate
+    transform = sinfer.sagemaker.server.transform
+
+    def held_transform(*args: Any) -> bytes:
+        held.wait(10)
+        return transform(*args)
+
+    monkeypatch.setattr(sinfer.sagemaker.server, "transform", held_transform)
+    requests = {
+        api_port: _post(PREDICT, ROW, b"Content-Length: %d" % len(ROW)),
+        sagemaker_port: _post(b"/invocations", ROW, b"Content-Length: %d" % len(ROW)),
+    }
+    for port, request in requests.items():
+        held.clear()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(request)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close: reset
+
+        # WHEN the server writes the answer to the gone client
+        held.set()
+
+        # THEN it says so in one line (socketserver printed a BrokenPipe/ConnectionReset traceback)
+        logged = _wait_for_log(capsys, lambda text: "went away" in text or "Traceback" in text)
+        assert "Traceback" not in logged
+        assert logged.count("the client went away") == 1, logged

@@ -13,6 +13,8 @@ The standard library's ThreadingHTTPServer is enough: connections get threads, s
 clients with connection pools work (HTTP/1.1, and every response has a Content-Length), while
 invocations run one at a time, because a Lambda execution environment never runs two requests
 at once and handlers may rely on it (Powertools' resolver keeps the current event on the app).
+
+A body that ends before its announced length never reaches the function.
 """
 
 from __future__ import annotations
@@ -25,13 +27,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar, cast
+from http.server import ThreadingHTTPServer
+from typing import TypeVar, cast
 from urllib.parse import unquote
 
 from sinfer.cli import CliError, Commands, help_text
 from sinfer.cli.invoke import add_function_options, local_function
-from sinfer.httpd import IDLE_TIMEOUT_SECONDS, chunk_size, content_length, printable
+from sinfer.httpd import (
+    IDLE_TIMEOUT_SECONDS,
+    BodyFramingError,
+    IncompleteBodyError,
+    RequestHandler,
+    chunk_size,
+)
 from sinfer.local.apigw import HttpResponse, PayloadVersion, api_event, to_http_response
 from sinfer.local.lambda_runtime import Invocation, LocalFunction, logs_to_stderr
 
@@ -157,9 +165,7 @@ class _BodyError(Exception):
         self.status = status
 
 
-class ApiRequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every response carries a Content-Length
-    server_version = "sinfer"
+class ApiRequestHandler(RequestHandler):
     timeout = IDLE_TIMEOUT_SECONDS  # a silent client cannot hold a thread for good
 
     def _proxy(self) -> None:
@@ -169,6 +175,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except _BodyError as exc:
             self.close_connection = True  # the unread rest of the stream cannot be trusted
             self._send(gateway_error(exc.status, str(exc)))
+            return
+        except IncompleteBodyError as exc:
+            self.refuse_incomplete(exc, lambda message: self._send(gateway_error(400, message)))
             return
         self._send(server.call(self.command, self.path, self._headers(), body))
 
@@ -181,46 +190,50 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             headers[name] = f"{headers[name]},{value}" if name in headers else value
         return headers
 
-    def _read_body(self) -> bytes:
+    def _declared_length(self) -> int | None:
+        """The body's length (None: chunked, not known yet), or _BodyError if it will not be read."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        text = self.headers.get("Content-Length")
-        length = content_length(text)
-        if length is None:
-            raise _BodyError(400, f"invalid Content-Length {text!r}")
+            return None
+        try:
+            length = self.body_length()
+        except BodyFramingError as exc:
+            raise _BodyError(400, str(exc)) from None
         if length > MAX_REQUEST_BYTES:
             raise _BodyError(413, _TOO_LONG)
-        return self.rfile.read(length)
+        return length
+
+    def _read_body(self) -> bytes:
+        length = self._declared_length()
+        return self._read_chunked() if length is None else self.read_exactly(length)
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = chunk_size(self.rfile.readline(1024))
+            line = self.rfile.readline(1024)
+            if not line:
+                raise IncompleteBodyError("the chunked body ended before its last chunk")
+            size = chunk_size(line)
             if size is None:
                 raise _BodyError(400, "malformed chunked body: a chunk size must be hex digits")
             if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
+                while (line := self.rfile.readline(1024)).strip():  # trailers
                     pass
+                if not line:
+                    raise IncompleteBodyError("the chunked body ended before its final blank line")
                 return b"".join(chunks)
             total += size
             if total > MAX_REQUEST_BYTES:
                 raise _BodyError(413, _TOO_LONG)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(3)  # the CRLF after each chunk
+            chunks.append(self.read_exactly(size, "a chunk of the body"))
+            if not self.rfile.readline(3):  # the CRLF after each chunk
+                raise IncompleteBodyError("the chunked body ended before its last chunk")
 
     def _send(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            if name.lower() not in _SERVER_HEADERS:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{self.address_string()} - {printable(format % args)}\n")
+        headers = [
+            (name, value) for name, value in response.headers.items() if name.lower() not in _SERVER_HEADERS
+        ]
+        self.write_response(response.status, headers, response.body)
 
 
 # --- running -----------------------------------------------------------------------------------

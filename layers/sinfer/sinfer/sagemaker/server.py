@@ -15,7 +15,9 @@ SageMaker's signal to start sending ``/invocations``. Bodies are read and writte
 The standard library's ThreadingHTTPServer is enough: SageMaker opens at most
 ``MaxConcurrentTransforms`` connections, and ONNX Runtime sessions may be run from several
 threads at once. Every response carries a Content-Length (HTTP/1.1 keep-alive). Request bodies
-must too: a chunked one (what ``MaxPayloadInMB=0`` asks SageMaker for) is refused with 411.
+must too: a chunked one (what ``MaxPayloadInMB=0`` asks SageMaker for) is refused with 411. A
+body that ends before its Content-Length is not run (400). There is no idle timeout:
+SageMaker's agent, the only client, keeps connections open between requests.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -36,7 +38,7 @@ from sinfer.errors import (
     ModelNotReadyError,
     SinferError,
 )
-from sinfer.httpd import content_length, printable
+from sinfer.httpd import BodyFramingError, IncompleteBodyError, RequestHandler
 from sinfer.inference.model import LoadedModel
 from sinfer.inference.registry import ModelRegistry, SessionFactory
 from sinfer.model.manifest import Manifest
@@ -289,21 +291,23 @@ def _error(status: int, message: str, *headers: tuple[str, str]) -> _Response:
     return _Response(status, json.dumps({"error": message}).encode("utf-8"), headers=headers)
 
 
-class SageMakerRequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every response carries a Content-Length
-    server_version = "sinfer"
-
+class SageMakerRequestHandler(RequestHandler):
     _ROUTES: Final = {"/ping": "GET", "/execution-parameters": "GET", "/invocations": "POST"}
 
     @property
     def _server(self) -> SageMakerServer:
         return cast(SageMakerServer, self.server)
 
-    def do_GET(self) -> None:  # http.server dispatches on these names
+    def do_GET(self) -> None:  # noqa: N802 - http.server dispatches on these names
         self._send(self._route("GET"))
 
-    def do_POST(self) -> None:
-        self._send(self._route("POST"))
+    def do_POST(self) -> None:  # noqa: N802
+        try:
+            response = self._route("POST")
+        except IncompleteBodyError as exc:
+            self.refuse_incomplete(exc, lambda message: self._send(_error(400, message)))
+            return
+        self._send(response)
 
     def _route(self, method: str) -> _Response:
         path = self.path.split("?", 1)[0]
@@ -332,7 +336,7 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         if refused is not None:
             self._discard_body()
             return refused
-        body = self.rfile.read(int(self.headers.get("Content-Length") or "0"))
+        body = self.read_exactly(self.body_length())
         try:
             model = self._server.ready_model()
             request = request_format(self.headers.get("Content-Type"))
@@ -344,14 +348,17 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             return _error(500, "internal error; see the container's logs")
 
+    def _chunked(self) -> bool:
+        return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+
     def _refusal(self) -> _Response | None:
         """Why the body will not be read, if it will not: chunked, a bad Content-Length, too large."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if self._chunked():
             return _error(411, "send the body with a Content-Length (chunked bodies are not read)")
-        text = self.headers.get("Content-Length")
-        length = content_length(text)
-        if length is None:
-            return _error(400, f"invalid Content-Length {text!r}")
+        try:
+            length = self.body_length()
+        except BodyFramingError as exc:
+            return _error(400, str(exc))
         limit = self._server.payload_limit
         if length > limit:
             return _error(
@@ -377,24 +384,22 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         than a reset from closing on unread data. A body of unknown length, or far over the
         limit, is not worth reading: the connection closes instead.
         """
-        length = content_length(self.headers.get("Content-Length"))
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        if chunked or length is None or length > _DISCARD_FACTOR * self._server.payload_limit:
+        try:
+            length = None if self._chunked() else self.body_length()
+        except BodyFramingError:
+            length = None
+        if length is None or length > _DISCARD_FACTOR * self._server.payload_limit:
             self.close_connection = True
             return
         remaining = length
         while remaining > 0 and (chunk := self.rfile.read(min(remaining, MiB))):
             remaining -= len(chunk)
+        if remaining:  # the client stopped short: nothing after this is a request
+            self.close_connection = True
 
     def _send(self, response: _Response) -> None:
-        self.send_response(response.status)
-        if response.content_type:
-            self.send_header("Content-Type", response.content_type)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        content_type = (("Content-Type", response.content_type),) if response.content_type else ()
+        self.write_response(response.status, (*content_type, *response.headers), response.body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # (A request line http.server could not parse leaves no path.)
@@ -403,6 +408,3 @@ class SageMakerRequestHandler(BaseHTTPRequestHandler):
         if not getattr(self.server, "log_successes", True) and isinstance(code, int) and code < 400:
             return
         super().log_request(code, size)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{self.address_string()} - {printable(format % args)}\n")
