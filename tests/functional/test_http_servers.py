@@ -221,3 +221,28 @@ def test_a_client_that_leaves_before_its_answer_costs_one_log_line(
         logged = _wait_for_log(capsys, lambda text: "went away" in text or "Traceback" in text)
         assert "Traceback" not in logged
         assert logged.count("the client went away") == 1, logged
+
+
+def test_conflicting_content_lengths_are_a_400_and_the_connection_closes(
+    api_port: int, sagemaker_port: int, function: RecordingFunction
+) -> None:
+    # GIVEN bodies with two Content-Length headers that disagree (RFC 9112 section 6.3), each
+    # followed by another request on the same connection
+    for port, path, then in (
+        (api_port, PREDICT, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (sagemaker_port, b"/invocations", b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ):
+        request = _post(path, ROW, b"Content-Length: %d" % len(ROW), b"Content-Length: 40") + then
+
+        # WHEN they are sent (the first header won, or the container waited for 40 bytes)
+        answer = _exchange(port, request)
+
+        # THEN 400, and nothing more is read from that connection
+        assert _status(answer) == 400, answer[:300]
+        assert b"conflicting Content-Length headers" in answer
+        assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert function.events == []
+
+    # AND the same length twice is one length
+    twice = _post(b"/invocations", ROW, *[b"Content-Length: %d" % len(ROW)] * 2)
+    assert _status(_exchange(sagemaker_port, twice)) == 200

@@ -1,7 +1,7 @@
 """What sinfer's two HTTP servers share: `sinfer serve` (the API) and the SageMaker container app.
 
 Both are ``http.server`` request handlers; these are the parts of a request they must not take
-on trust: the Content-Length and chunk-size numbers (plain digits), the body's
+on trust: the Content-Length and chunk-size numbers (one length, of plain digits), the body's
 arrival (a client may stop short of the length it announced, or leave before its answer), the
 text of their log lines (the request line is the client's), and how long a silent client may
 hold a thread.
@@ -46,7 +46,8 @@ def printable(text: str) -> str:
 
 
 class BodyFramingError(Exception):
-    """A Content-Length that is not a number: where the body ends is unknown."""
+    """Content-Length headers that give no one length: where the body ends is unknown, so the
+    answer is 400 and the connection closes after it (RFC 9112 section 6.3)."""
 
 
 class IncompleteBodyError(Exception):
@@ -69,8 +70,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.log_error("the client went away (%s); connection closed", type(exc).__name__)
 
     def body_length(self) -> int:
-        """The length the Content-Length header gives (absent: 0)."""
-        text = self.headers.get("Content-Length")
+        """The length the Content-Length header gives (absent: 0); repeated, it must say one number."""
+        values = self.headers.get_all("Content-Length") or []
+        if len({value.strip() for value in values}) > 1:
+            raise BodyFramingError(f"conflicting Content-Length headers {', '.join(map(repr, values))}")
+        text = values[0] if values else None
         length = content_length(text)
         if length is None:
             raise BodyFramingError(f"invalid Content-Length {text!r}")

@@ -310,6 +310,9 @@ class SageMakerRequestHandler(RequestHandler):
         self._send(response)
 
     def _route(self, method: str) -> _Response:
+        malformed = self._malformed()
+        if malformed is not None:
+            return malformed
         path = self.path.split("?", 1)[0]
         allowed = self._ROUTES.get(path)
         if allowed is None:
@@ -351,14 +354,25 @@ class SageMakerRequestHandler(RequestHandler):
     def _chunked(self) -> bool:
         return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
 
+    def _malformed(self) -> _Response | None:
+        """A 400 for Content-Length headers that give no one length (then the connection closes)."""
+        if self._chunked():
+            return None  # (Transfer-Encoding frames it; Content-Length is not read)
+        try:
+            self.body_length()
+        except BodyFramingError as exc:
+            self.close_connection = True
+            return _error(400, str(exc))
+        return None
+
     def _refusal(self) -> _Response | None:
         """Why the body will not be read, if it will not: chunked, a bad Content-Length, too large."""
         if self._chunked():
             return _error(411, "send the body with a Content-Length (chunked bodies are not read)")
-        try:
-            length = self.body_length()
-        except BodyFramingError as exc:
-            return _error(400, str(exc))
+        malformed = self._malformed()
+        if malformed is not None:
+            return malformed
+        length = self.body_length()
         limit = self._server.payload_limit
         if length > limit:
             return _error(
