@@ -6,6 +6,7 @@ with its control characters escaped (and a client that left, in one line)."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import struct
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 import sinfer.sagemaker.server
-from sinfer.cli.serve import bind
+from sinfer.cli.serve import MAX_REQUEST_BYTES, bind
 from sinfer.httpd import chunk_size, content_length, printable
 from sinfer.inference.registry import default_registry
 from sinfer.local.lambda_runtime import Invocation
@@ -246,3 +247,32 @@ def test_conflicting_content_lengths_are_a_400_and_the_connection_closes(
     # AND the same length twice is one length
     twice = _post(b"/invocations", ROW, *[b"Content-Length: %d" % len(ROW)] * 2)
     assert _status(_exchange(sagemaker_port, twice)) == 200
+
+
+def test_serve_refuses_a_body_over_the_limit_before_a_client_that_asks_first_sends_it(
+    api_port: int,
+) -> None:
+    # GIVEN a client that announces 50 MB and waits for 100 Continue before sending it
+    request = _post(PREDICT, b"", b"Content-Length: 50000000", b"Expect: 100-continue")
+
+    # WHEN it asks, THEN it is told 413 at once, not to go ahead (curl then sent 50 MB for a 413)
+    answer = _exchange(api_port, request)
+    assert _status(answer) == 413, answer[:300]
+    assert b"100 Continue" not in answer
+
+
+def test_serve_answers_413_to_a_client_that_sends_the_whole_body_first(
+    api_port: int, function: RecordingFunction
+) -> None:
+    # GIVEN a client that sends a body over API Gateway's 10 MiB before reading (http.client)
+    connection = http.client.HTTPConnection("127.0.0.1", api_port, timeout=10)
+
+    # WHEN it posts it
+    connection.request("POST", PREDICT.decode(), b" " * (MAX_REQUEST_BYTES + 1))
+
+    # THEN it reads the 413 (the server closed on the unread body, and the reset lost it)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert b"HTTP content length exceeded" in response.read()
+    connection.close()
+    assert function.events == []

@@ -14,7 +14,10 @@ clients with connection pools work (HTTP/1.1, and every response has a Content-L
 invocations run one at a time, because a Lambda execution environment never runs two requests
 at once and handlers may rely on it (Powertools' resolver keeps the current event on the app).
 
-A body that ends before its announced length never reaches the function.
+A body API Gateway would refuse (over 10 MiB, or framed so its end is unknown) never reaches
+the function: a client that sends ``Expect: 100-continue`` is answered before it sends it; one
+that does not is answered, then the connection closes gracefully (ApiRequestHandler._refuse).
+A body that ends before its announced length is not passed on either.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import argparse
 import errno
 import json
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
@@ -50,6 +55,8 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 _TOO_LONG = f"HTTP content length exceeded {MAX_REQUEST_BYTES} bytes"
 # Set by the server on every response, so the function's own values are not forwarded.
 _SERVER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
+# After refusing a body, how long its client may go on sending it before the connection closes.
+LINGER_SECONDS = 2.0
 
 
 def register(commands: Commands) -> None:
@@ -160,9 +167,10 @@ def gateway_error(status: int, message: str) -> HttpResponse:
 class _BodyError(Exception):
     """A request body API Gateway would refuse before calling the function."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, unread: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.unread = unread  # how many bytes of it the client may still send, if known
 
 
 class ApiRequestHandler(RequestHandler):
@@ -173,8 +181,7 @@ class ApiRequestHandler(RequestHandler):
         try:
             body = self._read_body()
         except _BodyError as exc:
-            self.close_connection = True  # the unread rest of the stream cannot be trusted
-            self._send(gateway_error(exc.status, str(exc)))
+            self._refuse(exc)
             return
         except IncompleteBodyError as exc:
             self.refuse_incomplete(exc, lambda message: self._send(gateway_error(400, message)))
@@ -199,7 +206,7 @@ class ApiRequestHandler(RequestHandler):
         except BodyFramingError as exc:
             raise _BodyError(400, str(exc)) from None
         if length > MAX_REQUEST_BYTES:
-            raise _BodyError(413, _TOO_LONG)
+            raise _BodyError(413, _TOO_LONG, unread=length)
         return length
 
     def _read_body(self) -> bytes:
@@ -228,6 +235,46 @@ class ApiRequestHandler(RequestHandler):
             chunks.append(self.read_exactly(size, "a chunk of the body"))
             if not self.rfile.readline(3):  # the CRLF after each chunk
                 raise IncompleteBodyError("the chunked body ended before its last chunk")
+
+    def handle_expect_100(self) -> bool:
+        """Refuse a body before it is sent, for clients that ask first (curl does for large ones)."""
+        try:
+            self._declared_length()
+        except _BodyError as exc:
+            self._refuse(exc)
+            return False
+        return super().handle_expect_100()
+
+    def _refuse(self, error: _BodyError) -> None:
+        """Answer a refused body, then close without losing the answer to a reset.
+
+        The client may still be sending the body (http.client and urllib send it all before
+        they read), and closing a socket with unread input resets the connection, which can
+        discard the answer before the client reads it. So: answer, say no more (FIN), then read
+        and drop what comes, until the client stops, the body's length has come, or
+        LINGER_SECONDS have passed; only then close.
+        """
+        self.close_connection = True
+        self._send(gateway_error(error.status, str(error)))
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + LINGER_SECONDS
+        remaining = error.unread
+        while remaining is None or remaining > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.connection.settimeout(left)
+            try:
+                chunk = self.rfile.read1(65536 if remaining is None else min(remaining, 65536))
+            except OSError:  # the time is up, or the client reset the connection
+                return
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
 
     def _send(self, response: HttpResponse) -> None:
         headers = [
