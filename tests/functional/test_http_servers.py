@@ -276,3 +276,18 @@ def test_serve_answers_413_to_a_client_that_sends_the_whole_body_first(
     assert b"HTTP content length exceeded" in response.read()
     connection.close()
     assert function.events == []
+
+
+def test_the_container_reads_past_a_body_sent_to_another_route(sagemaker_port: int) -> None:
+    # GIVEN GET /ping with a body, and GET /execution-parameters after it on the same connection
+    request = (
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /execution-parameters HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+
+    # WHEN both are sent
+    answer = _exchange(sagemaker_port, request)
+
+    # THEN both are answered (the body was read as the next request line: 501 'helloGET')
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer
+    assert b'"MaxPayloadInMB"' in answer

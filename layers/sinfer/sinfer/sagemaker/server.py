@@ -16,8 +16,9 @@ The standard library's ThreadingHTTPServer is enough: SageMaker opens at most
 ``MaxConcurrentTransforms`` connections, and ONNX Runtime sessions may be run from several
 threads at once. Every response carries a Content-Length (HTTP/1.1 keep-alive). Request bodies
 must too: a chunked one (what ``MaxPayloadInMB=0`` asks SageMaker for) is refused with 411. A
-body that ends before its Content-Length is not run (400). There is no idle timeout:
-SageMaker's agent, the only client, keeps connections open between requests.
+body that ends before its Content-Length is not run (400), and a body sent to another route is
+read and dropped, so the next request on the connection starts where it should. There is no
+idle timeout: SageMaker's agent, the only client, keeps connections open between requests.
 """
 
 from __future__ import annotations
@@ -315,11 +316,11 @@ class SageMakerRequestHandler(RequestHandler):
             return malformed
         path = self.path.split("?", 1)[0]
         allowed = self._ROUTES.get(path)
+        if path != "/invocations" or method != allowed:
+            self._discard_body()  # only /invocations reads one
         if allowed is None:
-            self._discard_body()
             return _error(404, f"no route {path}; the container serves /ping and /invocations")
         if method != allowed:
-            self._discard_body()
             return _error(405, f"{path} takes {allowed}", ("Allow", allowed))
         if path == "/ping":
             return self._ping()
