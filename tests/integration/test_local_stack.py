@@ -272,7 +272,9 @@ def test_moto_lists_its_services_once_and_still_the_same_ones(monkeypatch: pytes
 
     from sinfer.local.stack import _list_moto_services_once
 
-    original = moto.backends.list_of_moto_modules
+    # (moto's own function: a stack started earlier in this process may have cached it already)
+    current = moto.backends.list_of_moto_modules
+    original = getattr(current, "moto_original", current)
     monkeypatch.setattr(moto.backends, "list_of_moto_modules", original)  # (restored after)
 
     # WHEN the stack caches it, twice

@@ -128,6 +128,7 @@ def _list_moto_services_once() -> None:
         return iter(services)
 
     cached.sinfer_cached = True  # type: ignore[attr-defined]
+    cached.moto_original = listing  # type: ignore[attr-defined]
     moto.backends.list_of_moto_modules = cached
 
 
