@@ -10,6 +10,7 @@ as data), so every ``!If`` branch is checked, not only the defaults.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -597,12 +598,20 @@ def test_every_queue_has_an_alarm_and_every_dead_letter_queue_alarms_on_one_mess
 
 
 # The function whose code writes each of sinfer's own metrics that an alarm watches.
-# Which functions write each of sinfer's own metrics that an alarm watches.
+# Which functions write each of sinfer's own metrics that an alarm or the dashboard reads (the
+# functional tests pin each one's emission: test_s3_ingest, test_faults_ingest, test_api_fast,
+# test_batch_lifecycle).
 METRIC_WRITERS = {
     "SweepFailures": {"BatchCollectFunction"},
     "MessagesRetried": {"S3IngestFunction"},
-    "FilesFailed": {"BatchSubmitFunction", "BatchCollectFunction"},
+    "FilesCompleted": {"S3IngestFunction", "BatchCollectFunction"},
+    "FilesFailed": {"S3IngestFunction", "BatchSubmitFunction", "BatchCollectFunction"},
+    "FilesRouted": {"S3IngestFunction"},
+    "FilesSuperseded": {"S3IngestFunction", "BatchSubmitFunction", "BatchCollectFunction"},
     "ShardsFailed": {"BatchCollectFunction"},
+    "Predictions": {"PredictApiFunction", "S3IngestFunction", "BatchCollectFunction"},
+    "InferRequests": {"PredictApiFunction"},
+    "RecordErrors": {"S3IngestFunction", "BatchCollectFunction"},
 }
 
 
@@ -650,6 +659,38 @@ def test_alarms_on_sinfers_own_metrics_look_where_the_code_writes_them() -> None
         fetched = {q["Id"] for q in queries if "MetricStat" in q}
         [expression] = [q["Expression"] for q in queries if q.get("ReturnData")] or [""]
         assert all(re.search(rf"\b{i}\b", expression) for i in fetched), name
+
+
+def test_the_dashboard_reads_metrics_where_the_stack_writes_them() -> None:
+    # GIVEN the dashboard's body, its ${...} filled as CloudFormation would (names stand in)
+    body, variables = _props(RESOURCES["OperationsDashboard"])["DashboardBody"]["Fn::Sub"]
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name.startswith("AWS::") or name in variables or name in RESOURCES, name
+        return f"<{name}>"
+
+    widgets = json.loads(re.sub(r"\$\{([^}]+)\}", fill, body))["widgets"]
+    metrics = [m for w in widgets for m in w["properties"]["metrics"]]
+    assert metrics
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    for metric in metrics:
+        namespace, name, *dimensions = (part for part in metric if isinstance(part, str))
+        pairs = dict(zip(dimensions[::2], dimensions[1::2], strict=True))
+        if namespace.startswith("AWS/"):
+            continue
+        # THEN sinfer's own metrics are read in its namespace, under a service that writes them
+        assert namespace == env["POWERTOOLS_METRICS_NAMESPACE"], metric
+        assert set(pairs) == {"service"}, metric
+        assert pairs["service"] in {_service_of(w) for w in METRIC_WRITERS[name]}, metric
+    # AND each alarm's metric is on it
+    shown = {tuple(p for p in m if isinstance(p, str))[:2] for m in metrics}
+    for res in _of_type("AWS::CloudWatch::Alarm").values():
+        props = _props(res)
+        for metric in [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q] or [
+            props
+        ]:
+            assert (metric["Namespace"], metric["MetricName"]) in shown, metric["MetricName"]
 
 
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given() -> None:
