@@ -577,6 +577,26 @@ def test_a_batch_file_that_fails_is_logged_and_counted(
     assert failed.error.startswith("not_configured:")  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     assert (_metric(out, "FilesFailed"), _metric(out, "FilesCompleted")) == ([1.0], [])
+    assert _metric(out, "FilesFailedByDeployment") == [1.0]  # (what BatchFailuresAlarm reads)
+
+
+def test_a_batch_file_that_fails_for_its_own_fault_is_reported_not_alarmed(
+    aws: AwsStack, configure: Configure, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a routed file deleted before its submission (the owner's doing, not the stack's)
+    configure(BATCH_BACKEND="local")
+    job_id = routed_job(aws, KEY, reviews(5), MODEL)
+    aws.s3.delete_object(Bucket=aws.bucket, Key=KEY)
+
+    # WHEN batch_submit runs it
+    assert batch_submit({"job_id": job_id}, FakeLambdaContext())["status"] == "FAILED"
+
+    # THEN it is a WARNING and a failed file on the dashboard, not what the alarm reads
+    [failed] = [r for r in caplog.records if r.getMessage() == "batch file failed"]
+    assert failed.levelname == "WARNING"
+    assert failed.error.startswith("input_not_found:")  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    assert (_metric(out, "FilesFailed"), _metric(out, "FilesFailedByDeployment")) == ([1.0], [])
 
 
 def test_the_sweeper_submits_a_routed_file_nobody_submitted(aws: AwsStack, configure: Configure) -> None:

@@ -135,8 +135,12 @@ def test_job_records_expire_after_job_ttl_days(
 
 
 def test_an_input_in_the_data_bucket_is_copied_to_the_job(aws: AwsStack, call_api: CallApi) -> None:
-    # GIVEN a CSV already in the data bucket's staging/ prefix (which triggers nothing itself)
+    # GIVEN a CSV already in the data bucket's staging/ prefix (which triggers nothing itself),
+    # tagged as its owner's tools may tag it
     aws.put("staging/patients.csv", PATIENTS.data, "text/csv")
+    aws.s3.put_object_tagging(
+        Bucket=BUCKET, Key="staging/patients.csv", Tagging={"TagSet": [{"Key": "team", "Value": "oncology"}]}
+    )
 
     created = call_api(
         "POST", "/jobs", {"model": "breast_cancer", "input": f"s3://{BUCKET}/staging/patients.csv"}
@@ -147,6 +151,9 @@ def test_an_input_in_the_data_bucket_is_copied_to_the_job(aws: AwsStack, call_ap
     key = f"inputs/breast_cancer/jobs/{job_id}/patients.csv"
     assert _json(created)["input"] == f"s3://{BUCKET}/{key}"
     assert aws.get(key) == PATIENTS.data
+    # ... without its tags: copying them would need s3:GetObjectTagging and s3:PutObjectTagging,
+    # which predict_api's role does not have (moto grants all; AWS would deny the copy)
+    assert aws.s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == []
 
     _ingest(aws, key)
 

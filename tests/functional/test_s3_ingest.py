@@ -473,7 +473,7 @@ def test_a_redelivered_event_produces_the_output_once(aws: AwsStack, monkeypatch
 
 
 def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(
-    aws: AwsStack, caplog: pytest.LogCaptureFixture
+    aws: AwsStack, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN another invocation is processing the same object version (a live lease)
     key = "inputs/digits/samples/digits.jsonl"
@@ -492,6 +492,12 @@ def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(
     assert deferred.levelname == "INFO"
     assert deferred.keys == [key]  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # ... and counted apart from failures (IngestMessagesRetriedAlarm reads MessagesRetried)
+    [metrics] = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert metrics["MessagesDeferred"] in (1.0, [1.0])
+    assert "MessagesRetried" not in metrics
     job = aws.job(job_id)
     assert job is not None
     assert (job["status"], job["owner"]) == ("RUNNING", "other-worker")

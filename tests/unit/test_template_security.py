@@ -335,6 +335,30 @@ def test_object_permissions_are_scoped_to_prefixes() -> None:
                 assert not text.startswith("*"), f"{owner}: lists the whole bucket"
 
 
+def test_batch_services_read_their_inputs_and_write_only_their_outputs() -> None:
+    # Bedrock and SageMaker read shard inputs (SageMaker: the model packages too) and write
+    # under each shard's output/: with batch/* they could overwrite the indexes and outcomes
+    # the merge trusts, or a model package another job then loads.
+    writes = {"s3:PutObject", "s3:AbortMultipartUpload"}
+    expected = {
+        "BedrockBatchRole": ({"batch/*/input.jsonl"}, {"batch/*/output/*"}),
+        "SageMakerExecutionRole": ({"batch/*/input.jsonl", "batch/models/*"}, {"batch/*/output/*"}),
+    }
+    for owner, (reads, written) in expected.items():
+        got_reads: set[str] = set()
+        got_writes: set[str] = set()
+        for who, st in ALLOW_STATEMENTS:
+            if who != owner:
+                continue
+            actions = set(_values(st["Action"]))
+            keys = {k for k in (_key_pattern(r) for r in _values(st["Resource"])) if k is not None}
+            if "s3:GetObject" in actions:
+                got_reads |= keys
+            if actions & writes:
+                got_writes |= keys
+        assert (got_reads, got_writes) == (reads, written), owner
+
+
 def _granted(owner: str, prefix: str) -> set[str]:
     """The actions ``owner`` is allowed that start with ``prefix`` (a service's, say)."""
     return {
@@ -601,17 +625,23 @@ def test_every_queue_has_an_alarm_and_every_dead_letter_queue_alarms_on_one_mess
 # Which functions write each of sinfer's own metrics that an alarm or the dashboard reads (the
 # functional tests pin each one's emission: test_s3_ingest, test_faults_ingest, test_api_fast,
 # test_batch_lifecycle).
+# The batch path's run either in batch_submit or batch_collect: submit() may merge a file (a
+# Bedrock remainder run at once) and start jobs (a refused one is a failed shard), and the
+# sweeper submits files too.
+BATCH = {"BatchSubmitFunction", "BatchCollectFunction"}
 METRIC_WRITERS = {
     "SweepFailures": {"BatchCollectFunction"},
     "MessagesRetried": {"S3IngestFunction"},
-    "FilesCompleted": {"S3IngestFunction", "BatchCollectFunction"},
-    "FilesFailed": {"S3IngestFunction", "BatchSubmitFunction", "BatchCollectFunction"},
+    "MessagesDeferred": {"S3IngestFunction"},
+    "FilesCompleted": {"S3IngestFunction", *BATCH},
+    "FilesFailed": {"S3IngestFunction", *BATCH},
+    "FilesFailedByDeployment": BATCH,
     "FilesRouted": {"S3IngestFunction"},
-    "FilesSuperseded": {"S3IngestFunction", "BatchSubmitFunction", "BatchCollectFunction"},
-    "ShardsFailed": {"BatchCollectFunction"},
-    "Predictions": {"PredictApiFunction", "S3IngestFunction", "BatchCollectFunction"},
+    "FilesSuperseded": {"S3IngestFunction", *BATCH},
+    "ShardsFailed": BATCH,
+    "Predictions": {"PredictApiFunction", "S3IngestFunction", *BATCH},
     "InferRequests": {"PredictApiFunction"},
-    "RecordErrors": {"S3IngestFunction", "BatchCollectFunction"},
+    "RecordErrors": {"S3IngestFunction", *BATCH},
 }
 
 
@@ -653,6 +683,11 @@ def test_alarms_on_sinfers_own_metrics_look_where_the_code_writes_them() -> None
         assert dimension["Name"] == "service", name
         writers = {_service_of(writer) for writer in METRIC_WRITERS[metric["MetricName"]]}
         assert dimension["Value"] in writers, (name, metric["MetricName"])
+    # ... under every service that writes it (a metric written by two functions, read under one,
+    # is half seen)
+    read = {(m["MetricName"], m["Dimensions"][0]["Value"]) for _, m in own}
+    for name in {m for m, _ in read}:
+        assert {(name, _service_of(w)) for w in METRIC_WRITERS[name]} <= read, name
     # ... and a math alarm's expression reads every metric it fetches
     for name, res in _of_type("AWS::CloudWatch::Alarm").items():
         queries = _props(res).get("Metrics", [])

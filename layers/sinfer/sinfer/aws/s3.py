@@ -166,8 +166,12 @@ def presign(method: str, bucket: str, key: str, expires: int, content_type: str 
 
 
 def copy(source: S3Uri, bucket: str, key: str) -> None:
-    """Server-side copy (multipart for objects over 5 GB)."""
-    client("s3").copy({"Bucket": source.bucket, "Key": source.key}, bucket, key)
+    """Server-side copy (multipart for large objects), without the source's tags: a single
+    CopyObject copies them by default, which needs s3:GetObjectTagging on the source and
+    s3:PutObjectTagging on the copy, and the copy of a tagged object would be denied."""
+    client("s3").copy(
+        {"Bucket": source.bucket, "Key": source.key}, bucket, key, ExtraArgs={"TaggingDirective": "REPLACE"}
+    )
 
 
 class _RawStream(io.RawIOBase):

@@ -1043,8 +1043,14 @@ def _fail_parent(
         return
     # A missing role or image, or submissions that never finish, are the deployment's fault;
     # an unreadable, missing or too large file, or an unknown model, the input's.
-    log = logger.error if message.startswith(("not_configured:", "submit_failed:")) else logger.warning
-    log("batch file failed", extra=details)
+    if message.startswith(("not_configured:", "submit_failed:")):
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        logger.error("batch file failed", extra=details)
+        # (the alarm's metric: a bad input is its owner's to fix, and reported to them)
+        metrics.add_metric(name="FilesFailedByDeployment", unit=MetricUnit.Count, value=1)
+    else:
+        logger.warning("batch file failed", extra=details)
     count_file("failed")
 
 

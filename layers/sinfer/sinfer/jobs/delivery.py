@@ -29,10 +29,10 @@ from sinfer.observability import count_file, logger, metrics
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _record_retry() -> None:
+def _record_retry(name: str = "MessagesRetried") -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
-    metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str,
                     "reason": str(exc),
                 },
             )
-            _record_retry()
+            _record_retry("MessagesDeferred")  # (not a failure: not in MessagesRetried)
             raise
         except Exception:
             # The batch processor reports a failed record only at debug level, on its own
