@@ -749,6 +749,17 @@ def test_the_emulated_batch_transform_takes_bodies_up_to_the_jobs_max_payload(
     assert len(answers) == count
     assert all(set(answer) == {"prediction"} for answer in answers)
 
+    # AND a shard whose last line has no newline, of exactly the limit without one: its
+    # requests are sized as sent (with the newline added), so none is over the limit
+    limit = 1024 * 1024
+    head = line * (limit // len(line) - 1)
+    last = line.rstrip(b"\n")
+    last = last[:-1] + b" " * (limit - len(head) - len(last)) + b"]"
+    assert len(head + last) == limit
+    status = run(configure(SAGEMAKER_MAX_PAYLOAD_MB=1), "j-s0002", head + last)
+    assert status == "Completed", events[-1]["detail"]
+    assert len(aws.lines("batch/outputs/j-s0002.jsonl.out")) == limit // len(line)
+
 
 def test_a_bedrock_entry_upload_runs_end_to_end_through_the_emulator(
     aws: AwsStack, configure: Configure

@@ -353,11 +353,12 @@ class LocalBackend:
         try:
             # A package whose model does not load fails the job, as it fails a transform job.
             url = _LocalTransformServer.url_for(self.config, target)
-            for line in s3.iter_lines(source.bucket, source.key):
+            for raw in s3.iter_lines(source.bucket, source.key):
+                line = raw if raw.endswith(b"\n") else raw + b"\n"  # (sized as it is sent)
                 if batch and size + len(line) > limit:
                     _post_lines(url, batch, writer)
                     batch, size = [], 0
-                batch.append(line if line.endswith(b"\n") else line + b"\n")
+                batch.append(line)
                 size += len(line)
             if batch:
                 _post_lines(url, batch, writer)
