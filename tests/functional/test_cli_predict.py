@@ -334,6 +334,14 @@ def test_bad_records_become_error_lines_in_input_order(
     assert results[3]["error"]["code"] == "invalid_input"
     assert "5 records: 3 predictions, 2 errors" in err
 
+    # AND a script that must not take a partial result for a whole one can ask for exit 3,
+    # with the same lines written
+    code, strict_out, _ = predict(capsys, "digits", path, "--fail-on-errors")
+    assert (code, strict_out) == (3, out)
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(json.dumps(good[0]) + "\n")
+    assert predict(capsys, "digits", clean, "--fail-on-errors")[0] == 0
+
 
 def test_an_unreadable_file_fails_at_the_end_and_the_others_are_processed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -29,7 +29,8 @@ unaccepted ones with a note on stderr. A bad record is an error line and counts 
 failure. A file that cannot be read as a whole (unknown format, corrupt gzip, unreadable) gets
 a summary carrying the error, no predictions file, and makes the exit code 1 once the other
 files are done; in stdout mode the lines already printed stay printed. An unknown model is one
-line and exit 2.
+line and exit 2. With ``--fail-on-errors``, a run whose files were all read but whose records
+include error lines exits 3 (for scripts that must not take a partial result for a whole one).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ STDIN = Path("/dev/stdin")
 OUTPUT_SUFFIX = ".predictions.jsonl"
 SUMMARY_SUFFIX = ".summary.json"
 _COMMAND = "predict"
+# --fail-on-errors: every file was read, but some records are error lines (1 and 2 are taken)
+RECORD_ERRORS_EXIT = 3
 
 
 def register(commands: Commands) -> None:
@@ -108,6 +111,12 @@ def register(commands: Commands) -> None:
     )
     parser.add_argument(
         "--batch-size", type=_positive, metavar="N", help="records per inference call (default: the model's)"
+    )
+    parser.add_argument(
+        "--fail-on-errors",
+        action="store_true",
+        help="exit 3 when any record is an error line, though every file was read (default: 0, "
+        "the summary counts them)",
     )
     parser.add_argument(
         "--progress",
@@ -380,7 +389,7 @@ def run(args: argparse.Namespace) -> int:
     show = enabled(args.progress) and not (args.progress is None and to_stdout and sys.stdout.isatty())
     sizes = [_size(task.source) for task in work.tasks]
     try:
-        return _run_tasks(model, work, sizes, args.batch_size, show, bool(args.progress))
+        return _run_tasks(model, work, sizes, args.batch_size, show, bool(args.progress), args.fail_on_errors)
     except BrokenPipeError:  # `sinfer predict ... | head`: the reader has all it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail
@@ -395,7 +404,13 @@ def _size(path: Path) -> int:
 
 
 def _run_tasks(
-    model: LoadedModel, work: Plan, sizes: list[int], batch_size: int | None, show: bool, forced: bool
+    model: LoadedModel,
+    work: Plan,
+    sizes: list[int],
+    batch_size: int | None,
+    show: bool,
+    forced: bool,
+    fail_on_errors: bool = False,
 ) -> int:
     several = len(work.tasks) > 1
     started = time.perf_counter()
@@ -420,7 +435,11 @@ def _run_tasks(
             f"({time.perf_counter() - started:.2f} s, {model.name}:{model.version})",
             file=sys.stderr,
         )
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if fail_on_errors and any(r.counts["errors"] for r in results):
+        return RECORD_ERRORS_EXIT
+    return 0
 
 
 def _finish(result: Result, model: LoadedModel) -> str:
