@@ -359,6 +359,25 @@ def test_batch_services_read_their_inputs_and_write_only_their_outputs() -> None
         assert (got_reads, got_writes) == (reads, written), owner
 
 
+def test_transform_jobs_start_only_for_sinfers_models_on_the_stacks_instance_type() -> None:
+    # CreateTransformJob's condition keys (sagemaker:ModelArn, sagemaker:InstanceTypes) keep a
+    # batch function from starting jobs of other models, or on other (GPU) instances; the
+    # other transform-job actions have no such keys, so they sit in statements of their own.
+    starts = [
+        (owner, st)
+        for owner, st in ALLOW_STATEMENTS
+        if "sagemaker:CreateTransformJob" in _values(st["Action"])
+    ]
+    assert {owner for owner, _ in starts} == {"BatchSubmitFunctionRole", "BatchCollectFunctionRole"}
+    for owner, st in starts:
+        assert _values(st["Action"]) == ["sagemaker:CreateTransformJob"], owner
+        condition = st["Condition"]
+        assert _sub_text(condition["ArnLike"]["sagemaker:ModelArn"]).endswith(":model/sinfer-*"), owner
+        assert condition["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"] == {
+            "Ref": "SageMakerInstanceType"
+        }
+
+
 def _granted(owner: str, prefix: str) -> set[str]:
     """The actions ``owner`` is allowed that start with ``prefix`` (a service's, say)."""
     return {
