@@ -6,6 +6,9 @@ import contextlib
 import io
 import os
 import re
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -24,3 +27,37 @@ def test_the_readmes_embedding_example_runs_as_printed() -> None:
     finally:
         os.chdir(cwd)
     assert out.getvalue() == "0\n"
+
+
+def test_load_names_the_store_it_looked_in(tmp_path: Path) -> None:
+    import sinfer
+    from sinfer.errors import ModelNotFoundError, ModelNotReadyError
+
+    # A store folder that is not there (a relative one, run from another directory, say)
+    with pytest.raises(ModelNotReadyError, match=f"model store folder {tmp_path / 'nowhere'} does not exist"):
+        sinfer.load("digits", store=tmp_path / "nowhere")
+    # A model the store does not have
+    with pytest.raises(ModelNotFoundError, match=f"model 'nope' not found in the store {ROOT / 'models'}"):
+        sinfer.load("nope", store=ROOT / "models")
+
+
+def test_local_and_demo_say_what_an_installed_package_lacks(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a package installed without its local extra (no moto, no scikit-learn)
+    import importlib.util
+
+    from sinfer.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("moto", "sklearn") else real(name, *a)
+    )
+    monkeypatch.chdir(ROOT)
+    for command, missing in ((["local"], "moto"), (["demo"], "moto and sklearn")):
+        # WHEN it is run, THEN one line says what is missing and how to get it (exit 2, as for
+        # a port in use: the user can fix it)
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert f"needs {missing}: install the package with its local extra" in err, err
+        assert "Traceback" not in err

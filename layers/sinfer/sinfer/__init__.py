@@ -31,10 +31,18 @@ def load(name: str, version: str | None = None, store: str | os.PathLike[str] = 
     the graph's raw outputs. Unknown models raise ``sinfer.errors.ModelNotFoundError``, ones
     that cannot load ``ModelNotReadyError`` (or ``ModelIntegrityError`` for a pin mismatch).
     """
+    from sinfer.errors import ModelNotFoundError, ModelNotReadyError
     from sinfer.inference.registry import ModelRegistry
-    from sinfer.model.store import open_store
+    from sinfer.model.store import LocalModelStore, open_store
 
-    return ModelRegistry(open_store(store)).get(name, version)
+    opened = open_store(store)
+    if isinstance(opened, LocalModelStore) and not os.path.isdir(opened.uri):
+        # (a relative store is relative to the working directory, which an app may not expect)
+        raise ModelNotReadyError(f"model store folder {os.path.abspath(opened.uri)} does not exist")
+    try:
+        return ModelRegistry(opened).get(name, version)
+    except ModelNotFoundError as exc:  # (the API's 404 names no store; an application's error may)
+        raise ModelNotFoundError(f"{exc.message} in the store {opened.uri}") from None
 
 
 __all__ = ["__version__", "load"]

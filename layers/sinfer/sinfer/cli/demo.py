@@ -30,7 +30,7 @@ from typing import Any
 
 from sinfer.cli import CliError, Commands, help_text
 from sinfer.local.lambda_runtime import logs_to_stderr
-from sinfer.local.stack import LocalStack, StackError, free_port
+from sinfer.local.stack import LocalStack, StackError, free_port, require_modules
 
 
 def register(commands: Commands) -> None:
@@ -380,6 +380,10 @@ def run(args: argparse.Namespace) -> int:
         MAX_INLINE_BYTES=str(2_000_000), POWERTOOLS_LOG_LEVEL="WARNING", LOG_LEVEL="WARNING"
     )
     config.quiet = True
+    try:
+        require_modules("sinfer demo", "moto", "sklearn")  # (its inputs are scikit-learn's data)
+    except StackError as exc:
+        raise CliError(str(exc)) from None
     with logs_to_stderr() as stdout:
         stdout.write(
             "sinfer demo: starting the embedded stack (moto on loopback, the API, S3 → SQS → s3_ingest)\n"

@@ -44,6 +44,19 @@ class StackError(Exception):
     """The stack cannot start (a port is taken, the template is missing a resource...)."""
 
 
+LOCAL_EXTRA_HINT = "install the package with its local extra (pip install 'sinfer[local]'), or run make venv"
+
+
+def require_modules(command: str, *modules: str) -> None:
+    """StackError naming what is missing, where an installed package lacks the local extra (moto,
+    and scikit-learn for the demo's data): one line, not an import traceback from the stack."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StackError(f"{command} needs {' and '.join(missing)}: {LOCAL_EXTRA_HINT}")
+
+
 @dataclass(slots=True)
 class StackConfig:
     host: str = "127.0.0.1"
@@ -155,6 +168,7 @@ class LocalStack:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
+        require_modules("the embedded stack", "moto")
         for name, port in (("AWS endpoint", self.config.aws_port), ("API", self.config.api_port)):
             if not port_free(self.config.host, port):
                 raise StackError(
