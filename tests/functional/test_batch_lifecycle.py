@@ -935,6 +935,8 @@ def test_a_routed_version_overwritten_before_submission_yields_to_the_newer_one(
     failed = aws.job(old) or {}
     assert failed["status"] == "FAILED"
     assert failed["error"].startswith("superseded: version ")
+    current = aws.s3.head_object(Bucket=aws.bucket, Key=KEY)
+    assert str(current.get("VersionId") or current["ETag"].strip('"')) in failed["error"]
     assert (aws.job(newer) or {})["status"] == "COMPLETED"
     assert len(aws.lines(OUTPUT)) == 7
 
@@ -1009,6 +1011,9 @@ def test_a_file_no_submission_can_finish_fails_after_the_last_attempt(
     )
     assert "smaller files" in job["error"]
     assert [n["status"] for n in aws.notifications()] == ["FAILED"]
+    # ... with a FAILED summary where the results would be, as for any file that fails
+    summary = aws.json(SUMMARY)
+    assert (summary["status"], summary["error"]) == ("FAILED", job["error"])
 
 
 def _routed_with_a_broken_writer(
