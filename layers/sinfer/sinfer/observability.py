@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "sinfer")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "sinfer")
 
-__all__ = ["NAMESPACE", "SERVICE", "count_file", "emit_metric", "logger", "metrics", "tracer", "was_warm"]
+__all__ = [
+    "NAMESPACE",
+    "SERVICE",
+    "count",
+    "count_file",
+    "emit_metric",
+    "logger",
+    "metrics",
+    "tracer",
+    "was_warm",
+]
 
 # Routes such as health checks publish no metric; Powertools warns on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -72,18 +82,23 @@ def __getattr__(name: str) -> Any:
     return globals()[name]
 
 
+def count(name: str, value: float = 1) -> None:
+    """Add ``value`` to this invocation's Count metric ``name`` (the handler's ``log_metrics``
+    writes it); Powertools' Metrics are built on first use, not when a module imports this."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    __getattr__("metrics").add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def count_file(outcome: str, counts: Mapping[str, int] | None = None) -> None:
     """A file's outcome as the metric ``Files<Outcome>`` (``FilesCompleted``, ``FilesFailed``,
     ...) and, for a completed file, its lines (``Predictions``, ``RecordErrors``), added to the
     invocation's metrics: s3_ingest and the batch path count files alike, each under its own
     ``service``. A failed run's lines are not counted: they were not published."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    recorder = __getattr__("metrics")
-    recorder.add_metric(name=f"Files{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    count(f"Files{outcome.capitalize()}")
     if outcome == "completed" and counts:
-        recorder.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=counts.get("errors", 0))
-        recorder.add_metric(name="Predictions", unit=MetricUnit.Count, value=counts.get("predictions", 0))
+        count("RecordErrors", counts.get("errors", 0))
+        count("Predictions", counts.get("predictions", 0))
 
 
 def was_warm() -> None:

@@ -12,7 +12,7 @@ from sinfer.config import settings
 from sinfer.inference.registry import default_registry
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
-from sinfer.observability import logger, metrics
+from sinfer.observability import count, logger
 
 _Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -66,9 +66,7 @@ def handle_collect(event: dict[str, Any]) -> dict[str, Any]:
     if event.get("action") == "sweep" or event.get("detail-type") == "Scheduled Event":
         found = orchestrator.sweep()
         if found.get("failed"):  # (each logged at ERROR; the metric lets an alarm see a repeat)
-            from aws_lambda_powertools.metrics import MetricUnit
-
-            metrics.add_metric(name="SweepFailures", unit=MetricUnit.Count, value=found["failed"])
+            count("SweepFailures", found["failed"])
         return found
     logger.info(
         "ignored event", extra={"source": event.get("source"), "detail_type": event.get("detail-type")}

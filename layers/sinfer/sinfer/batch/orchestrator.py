@@ -54,7 +54,7 @@ from sinfer.errors import SinferError
 from sinfer.inference.registry import ModelRegistry, default_registry
 from sinfer.jobs.store import JobStore, now_iso
 from sinfer.jobs.types import Job, superseded_by
-from sinfer.observability import count_file, logger, metrics
+from sinfer.observability import count, count_file, logger
 from sinfer.records import S3JsonlWriter, error_line, prediction_line, read_records, records_match
 from sinfer.records.types import Record
 
@@ -683,12 +683,10 @@ def _finish_shard(
     else:
         # The backend's job failed, stopped or expired (or a real-time remainder was given up):
         # what failed is retried or reported, but an operator should see why it happened.
-        from aws_lambda_powertools.metrics import MetricUnit
-
         logger.warning(
             "shard failed", extra={**details, "parent": shard.extra.get("parent"), "error": message}
         )
-        metrics.add_metric(name="ShardsFailed", unit=MetricUnit.Count, value=1)
+        count("ShardsFailed")
     if run_now:  # a retry under Bedrock's job minimum, run once this shard is done
         _run_realtime(retry_id, target, ctx)
     return True
@@ -1044,11 +1042,9 @@ def _fail_parent(
     # A missing role or image, or submissions that never finish, are the deployment's fault;
     # an unreadable, missing or too large file, or an unknown model, the input's.
     if message.startswith(("not_configured:", "submit_failed:")):
-        from aws_lambda_powertools.metrics import MetricUnit
-
         logger.error("batch file failed", extra=details)
         # (the alarm's metric: a bad input is its owner's to fix, and reported to them)
-        metrics.add_metric(name="FilesFailedByDeployment", unit=MetricUnit.Count, value=1)
+        count("FilesFailedByDeployment")
     else:
         logger.warning("batch file failed", extra=details)
     count_file("failed")

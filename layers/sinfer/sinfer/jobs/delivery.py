@@ -24,15 +24,9 @@ from sinfer.jobs.events import (
     refs_from_message_body,
 )
 from sinfer.jobs.ingest import IngestResult, process_object
-from sinfer.observability import count_file, logger, metrics
+from sinfer.observability import count, count_file, logger
 
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-def _record_retry(name: str = "MessagesRetried") -> None:
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str,
                     "reason": str(exc),
                 },
             )
-            _record_retry("MessagesDeferred")  # (not a failure: not in MessagesRetried)
+            count("MessagesDeferred")  # (not a failure: not in MessagesRetried)
             raise
         except Exception:
             # The batch processor reports a failed record only at debug level, on its own
@@ -74,7 +68,7 @@ def handle_sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str,
                     **({} if refs else {"body": record.body[:500]}),
                 },
             )
-            _record_retry()
+            count("MessagesRetried")
             raise
 
     response = process_partial_response(
