@@ -133,15 +133,14 @@ def _list_moto_services_once() -> None:
     import moto.backends
 
     listing = getattr(moto.backends, "list_of_moto_modules", None)
-    if listing is None or getattr(listing, "sinfer_cached", False):
+    if listing is None or hasattr(listing, "moto_original"):
         return  # (a moto without it, or already done)
     services = tuple(listing())
 
     def cached() -> Iterator[str]:
         return iter(services)
 
-    cached.sinfer_cached = True  # type: ignore[attr-defined]
-    cached.moto_original = listing  # type: ignore[attr-defined]
+    cached.moto_original = listing  # type: ignore[attr-defined]  # (and marks it done)
     moto.backends.list_of_moto_modules = cached
 
 
