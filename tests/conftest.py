@@ -25,6 +25,11 @@ MODELS = ROOT / "models"
 EVENTS = ROOT / "events"
 
 
+def emf_documents(out: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents among the lines a handler wrote to stdout (its metrics)."""
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
 def load_event(name: str) -> dict[str, Any]:
     """One sample event from events/ (the same files `sam local invoke -e` takes)."""
     path = EVENTS / name

@@ -26,7 +26,7 @@ from PIL import Image
 from functions.predict_api.app import _powertools_handler, lambda_handler
 from sinfer.api.fast import handle
 from sinfer.local.apigw import api_event, http_event
-from tests.conftest import EVENTS, MODELS, ROOT, FakeLambdaContext, load_event
+from tests.conftest import EVENTS, MODELS, ROOT, FakeLambdaContext, emf_documents, load_event
 
 SAMPLES = sorted(p.relative_to(EVENTS).as_posix() for p in (EVENTS / "api").glob("*/*.json"))
 # The samples the fast path must serve (the rest — errors, metadata, binary tensors, a raw PNG
@@ -44,12 +44,9 @@ def _rows(model: str, count: int) -> list[list[float]]:
 
 def _metrics(out: str) -> list[dict[str, Any]]:
     """EMF documents printed to stdout, without their timestamps."""
-    docs = []
-    for line in out.splitlines():
-        if line.startswith('{"_aws"'):
-            doc = json.loads(line)
-            del doc["_aws"]["Timestamp"]
-            docs.append(doc)
+    docs = emf_documents(out)
+    for doc in docs:
+        del doc["_aws"]["Timestamp"]
     return docs
 
 

@@ -30,7 +30,7 @@ from sinfer.jobs.events import ObjectRef
 from sinfer.jobs.ingest import process_object
 from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
-from tests.conftest import EVENTS, FakeLambdaContext, load_event
+from tests.conftest import EVENTS, FakeLambdaContext, emf_documents, load_event
 from tests.functional.conftest import AwsStack, BedrockStubs, Configure, batch_event, routed_job
 from tests.functional.test_batch_bedrock import (
     KEY,
@@ -551,10 +551,9 @@ def _metric(source: pytest.CaptureFixture[str] | str, name: str) -> list[float]:
     """A metric's values in the EMF lines written (to stdout) since the last read."""
     out = source if isinstance(source, str) else source.readouterr().out
     values: list[float] = []
-    for line in out.splitlines():
-        if line.startswith('{"_aws"'):
-            value = json.loads(line).get(name, [])
-            values.extend(value if isinstance(value, list) else [value])
+    for doc in emf_documents(out):
+        value = doc.get(name, [])
+        values.extend(value if isinstance(value, list) else [value])
     return values
 
 
@@ -679,7 +678,7 @@ def test_a_file_whose_model_left_the_store_does_not_stop_the_sweep(
     assert (aws.job(job_id) or {})["status"] == "COMPLETED"
     assert (aws.job(orphan) or {})["status"] == "SUBMITTED"
     # AND the failures are counted, where BatchSweepFailuresAlarm looks (namespace, dimension)
-    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    [emf] = emf_documents(capsys.readouterr().out)
     assert emf["SweepFailures"] in (2.0, [2.0])
     assert emf["service"] == "sinfer"
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sinfer"

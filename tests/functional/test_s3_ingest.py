@@ -32,7 +32,7 @@ from sinfer.jobs.store import JobStore
 from sinfer.jobs.types import Job, object_job_id
 from sinfer.local.s3events import eventbridge_object_created, s3_notification, s3_record, sqs_event
 from sinfer.records.writer import MIN_PART_SIZE, S3JsonlWriter
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, emf_documents, load_event
 from tests.functional.conftest import BUCKET, AwsStack
 
 OBJECTS = {obj.key: obj for obj in build_s3_events.objects()}
@@ -327,9 +327,7 @@ def test_one_transient_failure_in_a_batch_fails_only_its_message(
     assert failed.keys == ["inputs/digits/samples/digits.json"]  # type: ignore[attr-defined]
     assert failed.exc_info is not None
     assert "SlowDown" in str(failed.exc_info[1])
-    metrics = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
+    metrics = emf_documents(capsys.readouterr().out)
     assert [m["MessagesRetried"] for m in metrics if "MessagesRetried" in m] in ([1.0], [[1.0]])
 
 
@@ -493,9 +491,7 @@ def test_a_delivery_while_another_worker_holds_the_job_is_retried_later(
     assert deferred.keys == [key]  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     # ... and counted apart from failures (IngestMessagesRetriedAlarm reads MessagesRetried)
-    [metrics] = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
+    [metrics] = emf_documents(capsys.readouterr().out)
     assert metrics["MessagesDeferred"] in (1.0, [1.0])
     assert "MessagesRetried" not in metrics
     job = aws.job(job_id)
@@ -594,9 +590,7 @@ def test_an_s3_event_of_the_wrong_shape_is_logged_counted_and_retried(
     [failed] = [r for r in caplog.records if r.getMessage().startswith("message failed")]
     assert failed.levelname == "ERROR"
     assert (failed.keys, failed.body) == ([], body)  # type: ignore[attr-defined]
-    metrics = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
+    metrics = emf_documents(capsys.readouterr().out)
     assert [m["MessagesRetried"] for m in metrics if "MessagesRetried" in m] in ([1.0], [[1.0]])
 
 

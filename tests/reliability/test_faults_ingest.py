@@ -12,7 +12,6 @@ summary and a job record that agree with it, and one notification.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from sinfer.jobs import ingest
 from sinfer.jobs.types import object_job_id
 from sinfer.local.s3events import s3_notification, s3_record, sqs_event
 from sinfer.records import writer as writer_module
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, emf_documents
 from tests.functional.conftest import BUCKET, AwsStack, Configure
 from tests.reliability.conftest import (
     Killed,
@@ -349,9 +348,7 @@ def test_a_worker_whose_lease_expired_mid_file_cannot_finish_over_its_successor(
     assert_done_once(aws, KEY, _ids(200))
     assert _attempts(aws, job_id) == 2
     # AND A counts itself a duplicate, not a second completed file with B's 200 predictions
-    [metrics] = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
+    [metrics] = emf_documents(capsys.readouterr().out)
     assert metrics["FilesDuplicate"] in (1.0, [1.0])
     assert "FilesCompleted" not in metrics
     assert "Predictions" not in metrics
@@ -507,9 +504,7 @@ def test_a_version_uploaded_while_the_older_one_runs_keeps_the_older_from_publis
     assert aws.keys("outputs/") == []
     assert [(n["job_id"], n["status"]) for n in aws.notifications()] == [(older["job_id"], "FAILED")]
     # ... counted as superseded, not as a failure (nor its 3 unpublished predictions)
-    [metrics] = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
-    ]
+    [metrics] = emf_documents(capsys.readouterr().out)
     assert metrics["FilesSuperseded"] in (1.0, [1.0])
     assert "FilesFailed" not in metrics
     assert "Predictions" not in metrics
