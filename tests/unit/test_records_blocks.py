@@ -439,6 +439,10 @@ JSON_DIGIT_LINES = st.one_of(
 @example(lines=["[1]2]", "[[3]"], ended=True)  # as many brackets as lines, but not one a line
 @example(lines=["1]]", "[2]"], ended=True)  # twice as many brackets as lines, the first misplaced
 @example(lines=["[1,2]", ""], ended=True)  # a blank line
+@example(lines=["[1,,2]", "[3,4,5]"], ended=True)  # an empty cell, with every line's comma count
+@example(lines=["[,1]", "[2,3]"], ended=True)
+@example(lines=["[1,]", "[2,3]"], ended=True)
+@example(lines=["[1,a]", "[2,3]"], ended=True)  # a letter where a digit goes
 def test_json_digit_rows_are_what_orjson_reads(lines: list[str], ended: bool) -> None:
     # _json_digit_rows (np.fromstring) takes lines of compact non-negative integer lists and
     # gives the int64 table orjson's values make, or declines; _json_block agrees either way.
