@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,23 @@ def test_sinfer_bench_outside_a_checkout_says_what_it_needs(tmp_path: Path) -> N
 
     with pytest.raises(CliError, match="source checkout"):
         bench_cli.run(args)
+
+
+def test_the_readme_states_the_committed_run() -> None:
+    # The README's Performance section is written by hand from benchmarks/results.json: its
+    # count of targets met, their total, and the run's time must be the committed run's.
+    root = Path(__file__).resolve().parents[2]
+    results = json.loads((root / "benchmarks" / "results.json").read_text())
+    readme = (root / "README.md").read_text()
+    claim = re.search(
+        r"\*\*(\d+) of (\d+) targets are met in the committed run\*\* \((\d{4}-\d\d-\d\d) (\d\d:\d\d) UTC",
+        readme.replace("\n", " "),
+    )
+    assert claim, "README Performance must state the committed run's targets and time"
+    met, total, day, clock = claim.groups()
+    assert results["mode"] == "full"
+    assert (int(met), int(total)) == (
+        results["targets"]["met"],
+        results["targets"]["met"] + results["targets"]["missed"],
+    )
+    assert results["generated"].startswith(f"{day}T{clock}")
