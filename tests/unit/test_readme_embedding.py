@@ -60,4 +60,9 @@ def test_local_and_demo_say_what_an_installed_package_lacks(
         assert main(command) == 2, command
         err = capsys.readouterr().err
         assert f"needs {missing}: install the package with its local extra" in err, err
+        # AND the command it suggests is the README's, which installs the checkout: sinfer is
+        # not published to a package index, so `pip install 'sinfer[local]'` finds nothing (or
+        # another project under that name)
+        assert "pip install '.[local]'" in err, err
+        assert "sinfer[local]" not in err, err
         assert "Traceback" not in err

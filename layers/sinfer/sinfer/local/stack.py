@@ -44,7 +44,13 @@ class StackError(Exception):
     """The stack cannot start (a port is taken, the template is missing a resource...)."""
 
 
-LOCAL_EXTRA_HINT = "install the package with its local extra (pip install 'sinfer[local]'), or run make venv"
+# The checkout's own path, as the README gives it: sinfer is installed from a path or git URL,
+# not published to a package index, so `pip install 'sinfer[local]'` would find nothing (or
+# another project under that name), and both commands that need the extra read the checkout's
+# template.yaml anyway.
+LOCAL_EXTRA_HINT = (
+    "install the package with its local extra (pip install '.[local]' in the checkout), or run make venv"
+)
 
 
 def require_modules(command: str, *modules: str) -> None:
