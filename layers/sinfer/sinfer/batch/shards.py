@@ -27,7 +27,7 @@ import base64
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +35,6 @@ from sinfer.errors import InvalidInputError, SinferError
 from sinfer.records import S3JsonlWriter
 from sinfer.records.types import Record
 
-Kind = Literal["bedrock", "sagemaker"]
 # One record → (line for the backend's input file, join key), or raises SinferError. A key of
 # None means "join by position": the record's line number within its shard (SageMaker).
 LineBuilder = Callable[[Record], tuple[bytes, str | None]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, get_args
 
 JobStatus = Literal[
     "PENDING",  # waiting for an upload (POST /jobs with "upload")
@@ -26,12 +26,6 @@ Backend = Literal["lambda", "sagemaker", "bedrock", "local"]
 # that service; "local" too (the embedded stack's emulator, where BATCH_BACKEND=local).
 RequestedBackend = Literal["lambda", "batch", "sagemaker", "bedrock", "local"]
 BACKENDS: tuple[str, ...] = get_args(RequestedBackend)  # (what the API and the CLI accept)
-
-
-class Counts(TypedDict):
-    records: int
-    predictions: int
-    errors: int
 
 
 @dataclass(slots=True)

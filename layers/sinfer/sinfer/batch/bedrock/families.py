@@ -458,20 +458,6 @@ class ManifestCounts:
     def to_json(self) -> dict[str, int]:
         return {wire: getattr(self, attr) for attr, wire in _MANIFEST_KEYS}
 
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> ManifestCounts:
-        if not isinstance(raw, Mapping):
-            raise ModelOutputError("manifest.json.out is not a JSON object")
-        values: dict[str, int] = {}
-        for attr, wire in _MANIFEST_KEYS:
-            value = raw.get(wire, 0)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ModelOutputError(
-                    f"manifest.json.out: {wire} must be a non-negative integer, got {value!r}"
-                )
-            values[attr] = value
-        return cls(**values)
-
 
 def output_uri_for(output_uri: str, job_id: str, input_uri: str) -> str:
     """Where Bedrock writes the outputs of one input file: ``<output>/<jobId>/<file>.out``."""
