@@ -268,7 +268,7 @@ def test_local_job_writes_bedrocks_layout_to_s3(s3: Any) -> None:
     assert len(seen) == len(set(seen)) == 50
 
     manifest = json.loads(_get(s3, "batch/out/abc123def456/manifest.json.out"))
-    assert ManifestCounts.from_json(manifest) == counts
+    assert manifest == counts.to_json()
     assert manifest == {
         "totalRecordCount": 50,
         "processedRecordCount": 50,
