@@ -162,8 +162,8 @@ def _small_parts(monkeypatch: pytest.MonkeyPatch) -> list[S3JsonlWriter]:
     """Make ingest write with S3's minimum part size, and keep the writers it creates."""
     writers: list[S3JsonlWriter] = []
 
-    def make(bucket: str, key: str) -> S3JsonlWriter:
-        writer = S3JsonlWriter(bucket, key, part_size=MIN_PART_SIZE)
+    def make(bucket: str, key: str, **kwargs: Any) -> S3JsonlWriter:
+        writer = S3JsonlWriter(bucket, key, part_size=MIN_PART_SIZE, **kwargs)  # (background=True kept)
         writers.append(writer)
         return writer
 

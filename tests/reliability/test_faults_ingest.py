@@ -117,8 +117,10 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
     monkeypatch.setattr(writer_module, "MIN_PART_SIZE", 1024)
-    monkeypatch.setattr(
-        ingest, "S3JsonlWriter", lambda bucket, key: writer_module.S3JsonlWriter(bucket, key, part_size=PART)
+    monkeypatch.setattr(  # (ingest's own arguments, background=True, kept)
+        ingest,
+        "S3JsonlWriter",
+        lambda bucket, key, **kwargs: writer_module.S3JsonlWriter(bucket, key, part_size=PART, **kwargs),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,15 @@ def test_empty_output_is_an_empty_object(s3: Any) -> None:
     assert _body(s3) == b""
 
 
-def test_large_output_streams_as_a_multipart_upload(s3: Any) -> None:
+BACKGROUND = pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+
+
+@BACKGROUND
+def test_large_output_streams_as_a_multipart_upload(s3: Any, background: bool) -> None:
     spy = CallSpy(s3)
     line = prediction_line("x", "y" * 1000)  # ~1 KiB
     count = 11 * 1024 + 7  # > 11 MiB: two full 5 MiB parts and a short last one
-    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy)
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy, background=background)
     for _ in range(count):
         writer.write(line)
     assert _keys(s3) == []  # parts uploaded, object not yet visible
@@ -164,16 +169,18 @@ def test_large_output_streams_as_a_multipart_upload(s3: Any) -> None:
     assert writer.counts.bytes == len(body)
 
 
-def test_output_of_exactly_one_part_is_still_multipart_and_complete(s3: Any) -> None:
+@BACKGROUND
+def test_output_of_exactly_one_part_is_still_multipart_and_complete(s3: Any, background: bool) -> None:
     spy = CallSpy(s3)
-    with S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy) as writer:
+    with S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy, background=background) as writer:
         writer.write(b"z" * (5 * MiB - 1))  # plus the added newline: exactly one part
     assert spy.calls.count("upload_part") == 1
     assert _body(s3) == b"z" * (5 * MiB - 1) + b"\n"
 
 
-def test_abort_leaves_no_object_and_no_pending_upload(s3: Any) -> None:
-    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=s3)
+@BACKGROUND
+def test_abort_leaves_no_object_and_no_pending_upload(s3: Any, background: bool) -> None:
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=s3, background=background)
     for _ in range(6 * 1024):
         writer.write(b"x" * 1023 + b"\n")
     assert len(_pending_uploads(s3)) == 1
@@ -189,23 +196,98 @@ def _write_then_fail(writer: S3JsonlWriter | FileJsonlWriter, data: bytes) -> No
         raise RuntimeError("model crashed")
 
 
-def test_an_exception_inside_with_aborts(s3: Any) -> None:
-    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=s3)
+@BACKGROUND
+def test_an_exception_inside_with_aborts(s3: Any, background: bool) -> None:
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=s3, background=background)
     with pytest.raises(RuntimeError, match="model crashed"):
         _write_then_fail(writer, b"x" * (6 * MiB))
     assert _keys(s3) == []
     assert _pending_uploads(s3) == []
 
 
-def test_failed_complete_aborts_the_upload(s3: Any) -> None:
+@BACKGROUND
+def test_failed_complete_aborts_the_upload(s3: Any, background: bool) -> None:
     class FailingComplete(CallSpy):
         def complete_multipart_upload(self, **kwargs: Any) -> Any:
             raise ConnectionError("network down")
 
-    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=FailingComplete(s3))
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=FailingComplete(s3), background=background)
     writer.write(b"x" * (6 * MiB))
     with pytest.raises(ConnectionError):
         writer.close()
+    assert _pending_uploads(s3) == []
+
+
+class GatedUploads(CallSpy):
+    """upload_part waits for ``gate`` (set by the test), noting the thread it ran on and when it
+    returned ("part landed")."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.gate = threading.Event()
+        self.threads: list[str] = []
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        self.calls.append("upload_part")
+        self.threads.append(threading.current_thread().name)
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        response = self.inner.upload_part(**kwargs)
+        self.calls.append("part landed")
+        return response
+
+
+def test_a_background_part_uploads_while_the_writer_goes_on(s3: Any) -> None:
+    # GIVEN a writer whose part uploads block until the test lets them through
+    spy = GatedUploads(s3)
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy, background=True)
+    # WHEN the first part fills, and more is written while its upload still waits
+    writer.write(b"a" * (5 * MiB - 1))
+    writer.write(b"b" * (2 * MiB - 1))  # (returns although part 1 has not been uploaded)
+    # THEN part 1 is in flight on the writer's own thread, and the writer did not wait for it
+    assert spy.calls == ["create_multipart_upload", "upload_part"]
+    assert spy.threads[0].startswith("sinfer-upload")
+    spy.gate.set()
+    writer.close()
+    assert spy.calls == [
+        "create_multipart_upload",
+        "upload_part",
+        "part landed",
+        "upload_part",
+        "part landed",
+        "complete_multipart_upload",
+    ]
+    assert _body(s3) == b"a" * (5 * MiB - 1) + b"\n" + b"b" * (2 * MiB - 1) + b"\n"
+    assert not any(t.name.startswith("sinfer-upload") for t in threading.enumerate())
+
+
+def test_a_failed_background_part_fails_the_close_and_aborts_the_upload(s3: Any) -> None:
+    class FailingPart(CallSpy):
+        def upload_part(self, **kwargs: Any) -> Any:
+            self.calls.append("upload_part")
+            raise ConnectionError("network down")
+
+    spy = FailingPart(s3)
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy, background=True)
+    writer.write(b"x" * (6 * MiB))  # (the failure happens on the upload thread, unseen so far)
+    with pytest.raises(ConnectionError, match="network down"):
+        writer.close()
+    assert spy.calls[-1] == "abort_multipart_upload"
+    assert "complete_multipart_upload" not in spy.calls
+    assert _keys(s3) == []
+    assert _pending_uploads(s3) == []
+
+
+def test_abort_lets_the_part_in_flight_land_first(s3: Any) -> None:
+    # GIVEN a part whose upload is still in flight
+    spy = GatedUploads(s3)
+    writer = S3JsonlWriter(BUCKET, KEY, part_size=5 * MiB, s3=spy, background=True)
+    writer.write(b"x" * (6 * MiB))
+    # WHEN the writer is aborted while it waits (let through a moment later)
+    threading.Timer(0.2, spy.gate.set).start()
+    writer.abort()
+    # THEN the abort came after the part, so no part lands on an aborted upload
+    assert spy.calls == ["create_multipart_upload", "upload_part", "part landed", "abort_multipart_upload"]
     assert _pending_uploads(s3) == []
 
 

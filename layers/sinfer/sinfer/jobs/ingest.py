@@ -187,7 +187,8 @@ def _run(
     )
     if route.backend != "lambda":
         return _route(job, owner, route.backend, route.reason, jobs)
-    writer = S3JsonlWriter(ref.bucket, layout.output_key)
+    # (parts upload on a thread of their own while parsing goes on)
+    writer = S3JsonlWriter(ref.bucket, layout.output_key, background=True)
     counts = {"records": 0, "predictions": 0, "errors": 0}
     inference_started = time.perf_counter()
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -116,6 +117,12 @@ class S3JsonlWriter(_JsonlWriter):
 
     ``server_side_encryption`` (``"AES256"`` or ``"aws:kms"``) and ``sse_kms_key_id`` are
     passed to S3 as given. Parts carry CRC32 checksums, which S3 verifies on upload.
+
+    ``background=True`` uploads each part on a thread of its own while the caller goes on
+    writing the next: the caller (s3_ingest's parsing thread) would otherwise wait out every
+    part's upload, a network wait that parses nothing. One part is in flight at a time, so the
+    writer holds at most two parts; a part's failure is raised by the next write that fills a
+    part, or by ``close``, which then aborts the upload as before.
     """
 
     def __init__(
@@ -128,6 +135,7 @@ class S3JsonlWriter(_JsonlWriter):
         server_side_encryption: str | None = None,
         sse_kms_key_id: str | None = None,
         s3: Any = None,
+        background: bool = False,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE:,} bytes (S3's minimum part size)")
@@ -145,6 +153,9 @@ class S3JsonlWriter(_JsonlWriter):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._numbered = 0  # parts handed to S3 so far (the last may still be in flight)
+        self._uploader = ThreadPoolExecutor(1, "sinfer-upload") if background else None
+        self._in_flight: Future[dict[str, Any]] | None = None
 
     @property
     def uri(self) -> str:
@@ -158,22 +169,30 @@ class S3JsonlWriter(_JsonlWriter):
             self._flush_part(size)
 
     def _current_part_size(self) -> int:
-        return self.part_size << (len(self._parts) // PARTS_PER_SIZE_STEP)
+        return self.part_size << (self._numbered // PARTS_PER_SIZE_STEP)
 
     def _flush_part(self, size: int | None = None) -> None:
         """Upload the buffer's first ``size`` bytes (all of it by default) as the next part."""
         if self._upload_id is None:
             response = self._s3.create_multipart_upload(**self._object_args, ChecksumAlgorithm="CRC32")
             self._upload_id = response["UploadId"]
-        number = len(self._parts) + 1
+        number = self._numbered + 1
         if number > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS:,} parts; use a larger part_size")
         body = bytes(self._buffer[:size]) if size is not None else bytes(self._buffer)
         del self._buffer[: len(body)]
+        self._finish_in_flight()  # (one part at a time in flight, and the parts kept in order)
+        self._numbered = number
+        if self._uploader is None:
+            self._parts.append(self._upload_part(self._upload_id, number, body))
+        else:
+            self._in_flight = self._uploader.submit(self._upload_part, self._upload_id, number, body)
+
+    def _upload_part(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         response = self._s3.upload_part(
             Bucket=self.bucket,
             Key=self.key,
-            UploadId=self._upload_id,
+            UploadId=upload_id,
             PartNumber=number,
             Body=body,
             ChecksumAlgorithm="CRC32",
@@ -181,7 +200,13 @@ class S3JsonlWriter(_JsonlWriter):
         part = {"PartNumber": number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in response:
             part["ChecksumCRC32"] = response["ChecksumCRC32"]
-        self._parts.append(part)
+        return part
+
+    def _finish_in_flight(self) -> None:
+        """Wait for the part in flight (if any) and keep it; its failure is raised here."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            self._parts.append(in_flight.result())
 
     def _close(self) -> None:
         if self._upload_id is None:
@@ -190,6 +215,7 @@ class S3JsonlWriter(_JsonlWriter):
         else:
             if self._buffer:
                 self._flush_part()  # the last part may be smaller than the minimum
+            self._finish_in_flight()
             response = self._s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
@@ -198,9 +224,19 @@ class S3JsonlWriter(_JsonlWriter):
             )
             self._upload_id = None
         self.etag = response.get("ETag")
+        self._stop_uploader()
+
+    def _stop_uploader(self) -> None:
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True)
+            self._uploader = None
 
     def _abort(self) -> None:
         self._buffer.clear()
+        self._in_flight = None  # (its failure, if any, is moot now)
+        # A part still in flight would land after the abort and be billed as an orphan:
+        # stopping the uploader waits for it to finish (or fail) first.
+        self._stop_uploader()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
