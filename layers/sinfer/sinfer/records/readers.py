@@ -813,8 +813,8 @@ def _json_digit_rows(chunk: bytes, lines: int) -> np.ndarray[Any, Any] | None:
     The commonest JSONL of a numeric model (pixel values, counts). Once the bytes are shown to
     be exactly that (each line "[" + digits and commas + "]", nothing else, no empty cell, and
     no integer JSON would refuse: a leading zero, "01"), the brackets become spaces and the
-    line ends commas, and ``np.fromstring`` reads the cells, as for a CSV of integers
-    (``_digit_ints``). What orjson and ``_int_rows`` would make of such lines is the same table.
+    line ends commas, and ``np.fromstring`` reads the cells as it reads a CSV of integers
+    (``_int_table``). What orjson and ``_int_rows`` would make of such lines is the same table.
 
     The checks are numpy passes over the bytes, which release the GIL, and the three
     single-byte ``replace`` calls hold it least of the bytes methods (~0.04 us a row, where
@@ -831,9 +831,9 @@ def _json_digit_rows(chunk: bytes, lines: int) -> np.ndarray[Any, Any] | None:
     starts[1:] = ends[:-1] + 1
     # Every line "[" ... "]": 2 * lines bytes above "9", so none other (brackets or letters).
     # (A blank line starts with its newline; "[" alone cannot both start and end its line.)
-    high = buf > 57
     if not ((buf[starts] == 91).all() and (buf[ends - 1] == 93).all()):
         return None
+    high = buf > 57
     if np.count_nonzero(high) != 2 * lines:
         return None
     # Below "0" only commas and the line ends, and each line with the first one's count.
@@ -851,14 +851,8 @@ def _json_digit_rows(chunk: bytes, lines: int) -> np.ndarray[Any, Any] | None:
         return None
     if ((buf[1:-1] == 48) & other[:-2] & ~other[2:]).any():  # "0" opening a cell, a digit next
         return None
-    text = body.replace(b"[", b" ").replace(b"]", b" ").replace(b"\n", b",")
-    try:
-        values = np.fromstring(text, dtype=np.int64, sep=",")  # (blanks around a comma: skipped)
-    except (ValueError, OverflowError):  # (numpy 2.5 clamps instead; a later one may refuse)
-        return None
-    if len(values) != lines * columns or (values == _INT64_MAX).any():  # (a clamp, see _digit_ints)
-        return None
-    return values.reshape(lines, columns)
+    # (fromstring skips the blanks around a comma)
+    return _int_table(body.replace(b"[", b" ").replace(b"]", b" ").replace(b"\n", b","), lines, columns)
 
 
 def _int_rows(body: bytes, values: list[list[Any]]) -> np.ndarray[Any, Any] | None:
@@ -1036,6 +1030,12 @@ def _digit_ints(chunk: bytes, delimiter: str, columns: int) -> np.ndarray[Any, A
         text = chunk.replace(b"\n", b",")
     else:
         text = chunk.translate(bytes.maketrans(b"\n" + delimiter.encode(), b",,"))
+    return _int_table(text, rows, columns)
+
+
+def _int_table(text: bytes, rows: int, columns: int) -> np.ndarray[Any, Any] | None:
+    """Comma-separated integers already shown to be ``rows * columns`` valid cells, as that
+    table; None where ``np.fromstring`` refuses or clamps one (past int64, or at its maximum)."""
     try:
         values = np.fromstring(text, dtype=np.int64, sep=",")
     except (ValueError, OverflowError):  # (numpy 2.5 clamps instead; a later one may refuse)
