@@ -153,7 +153,6 @@ class S3JsonlWriter(_JsonlWriter):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._numbered = 0  # parts handed to S3 so far (the last may still be in flight)
         self._uploader = ThreadPoolExecutor(1, "sinfer-upload") if background else None
         self._in_flight: Future[dict[str, Any]] | None = None
 
@@ -169,20 +168,20 @@ class S3JsonlWriter(_JsonlWriter):
             self._flush_part(size)
 
     def _current_part_size(self) -> int:
-        return self.part_size << (self._numbered // PARTS_PER_SIZE_STEP)
+        started = len(self._parts) + (self._in_flight is not None)  # (parts handed to S3 so far)
+        return self.part_size << (started // PARTS_PER_SIZE_STEP)
 
     def _flush_part(self, size: int | None = None) -> None:
         """Upload the buffer's first ``size`` bytes (all of it by default) as the next part."""
+        self._finish_in_flight()  # (one part at a time in flight, and the parts kept in order)
         if self._upload_id is None:
             response = self._s3.create_multipart_upload(**self._object_args, ChecksumAlgorithm="CRC32")
             self._upload_id = response["UploadId"]
-        number = self._numbered + 1
+        number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise ValueError(f"{self.uri}: more than {MAX_PARTS:,} parts; use a larger part_size")
         body = bytes(self._buffer[:size]) if size is not None else bytes(self._buffer)
         del self._buffer[: len(body)]
-        self._finish_in_flight()  # (one part at a time in flight, and the parts kept in order)
-        self._numbered = number
         if self._uploader is None:
             self._parts.append(self._upload_part(self._upload_id, number, body))
         else:
